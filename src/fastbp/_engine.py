@@ -1,0 +1,237 @@
+"""Whole-network passes compiled with numba, over flat buffers.
+
+A network of L layers is described to these functions by a few integer arrays
+(its *layout*), built once by :class:`fastbp.network.Network`:
+
+* ``sizes`` (L+1,) -- units per layer, input first;
+* ``codes`` (L,) -- activation code of each non-input layer (see ``kernels``);
+* ``w_offsets``, ``b_offsets`` (L,) -- where W and b of each layer start in
+  the flat parameter vector ``theta`` (W row-major, then b, layer after layer);
+* ``unit_offsets`` (L+1,) -- prefix sums of ``sizes[1:]``: the units of layer
+  l+1 start at ``capacity * unit_offsets[l]`` in the flat work buffers
+  ``z_buf``, ``y_buf`` and ``delta_buf``, which hold ``capacity`` rows each.
+
+Views into the flat vectors are made with slicing and ``reshape`` of
+C-contiguous slices, which neither copies nor allocates.  Nothing here
+validates: the callers in ``network.py`` do.
+"""
+
+import numpy as np
+
+from ._config import jit
+from .kernels import (
+    activation_forward,
+    bias_gradient,
+    dense_forward,
+    gradient_descent_update,
+    hidden_delta,
+    output_delta_squared_error,
+    squared_error,
+    weight_gradient,
+)
+
+
+@jit
+def layer_weights(theta, sizes, w_offsets, layer):
+    """View of W of layer ``layer`` (0-based over non-input layers), shape (sizes[l], sizes[l+1])."""
+    n_below = sizes[layer]
+    n_above = sizes[layer + 1]
+    start = w_offsets[layer]
+    return theta[start : start + n_below * n_above].reshape((n_below, n_above))
+
+
+@jit
+def layer_biases(theta, sizes, b_offsets, layer):
+    """View of b of layer ``layer``, shape (sizes[l+1],)."""
+    start = b_offsets[layer]
+    return theta[start : start + sizes[layer + 1]]
+
+
+@jit
+def layer_rows(buf, capacity, sizes, unit_offsets, layer, n):
+    """View of the first n rows of layer ``layer``'s block of a work buffer, shape (n, sizes[l+1])."""
+    width = sizes[layer + 1]
+    start = capacity * unit_offsets[layer]
+    return buf[start : start + n * width].reshape((n, width))
+
+
+@jit
+def forward_pass(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, capacity, z_buf, y_buf):
+    """Forward pass of n = X.shape[0] <= capacity samples; z and y of every layer land in the buffers."""
+    n = X.shape[0]
+    n_layers = codes.shape[0]
+    for layer in range(n_layers):
+        if layer == 0:
+            y_prev = X
+        else:
+            y_prev = layer_rows(y_buf, capacity, sizes, unit_offsets, layer - 1, n)
+        z = layer_rows(z_buf, capacity, sizes, unit_offsets, layer, n)
+        y = layer_rows(y_buf, capacity, sizes, unit_offsets, layer, n)
+        dense_forward(
+            y_prev, layer_weights(theta, sizes, w_offsets, layer), layer_biases(theta, sizes, b_offsets, layer), z
+        )
+        activation_forward(codes[layer], z, y)
+
+
+@jit
+def forward_loss(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf):
+    """Forward pass, then the mean squared error E of the batch."""
+    forward_pass(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, capacity, z_buf, y_buf)
+    last = codes.shape[0] - 1
+    return squared_error(layer_rows(y_buf, capacity, sizes, unit_offsets, last, X.shape[0]), D)
+
+
+@jit
+def backward_pass(
+    theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf, delta_buf, grad
+):
+    """Error terms of every layer and the gradient of the batch's mean E into ``grad`` (flat, like theta).
+
+    Needs the buffers filled by :func:`forward_pass` on the same X.
+    """
+    n = X.shape[0]
+    n_layers = codes.shape[0]
+    scale = 1.0 / n
+    last = n_layers - 1
+    output_delta_squared_error(
+        codes[last],
+        layer_rows(z_buf, capacity, sizes, unit_offsets, last, n),
+        layer_rows(y_buf, capacity, sizes, unit_offsets, last, n),
+        D,
+        layer_rows(delta_buf, capacity, sizes, unit_offsets, last, n),
+    )
+    for layer in range(last, -1, -1):
+        delta = layer_rows(delta_buf, capacity, sizes, unit_offsets, layer, n)
+        if layer == 0:
+            y_prev = X
+        else:
+            y_prev = layer_rows(y_buf, capacity, sizes, unit_offsets, layer - 1, n)
+        weight_gradient(y_prev, delta, scale, layer_weights(grad, sizes, w_offsets, layer))
+        bias_gradient(delta, scale, layer_biases(grad, sizes, b_offsets, layer))
+        if layer > 0:
+            hidden_delta(
+                codes[layer - 1],
+                delta,
+                layer_weights(theta, sizes, w_offsets, layer),
+                layer_rows(z_buf, capacity, sizes, unit_offsets, layer - 1, n),
+                y_prev,
+                layer_rows(delta_buf, capacity, sizes, unit_offsets, layer - 1, n),
+            )
+
+
+@jit
+def loss_and_gradient(
+    theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf, delta_buf, grad
+):
+    """E of the batch (mean over samples) and its gradient written into ``grad``."""
+    E = forward_loss(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf)
+    backward_pass(
+        theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf, delta_buf, grad
+    )
+    return E
+
+
+@jit
+def train_step(
+    theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, lr, capacity, z_buf, y_buf, delta_buf, grad
+):
+    """One gradient-descent step on the batch; returns E before the update."""
+    E = loss_and_gradient(
+        theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf, delta_buf, grad
+    )
+    gradient_descent_update(theta, grad, lr)
+    return E
+
+
+@jit
+def _splitmix64(state):
+    """Next (state, 64 random bits) of the SplitMix64 generator; both uint64."""
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@jit
+def shuffle_in_place(order, state):
+    """Fisher-Yates shuffle of the int64 array ``order``; returns the new generator state."""
+    for i in range(order.shape[0] - 1, 0, -1):
+        state, bits = _splitmix64(state)
+        j = np.int64(bits % np.uint64(i + 1))
+        tmp = order[i]
+        order[i] = order[j]
+        order[j] = tmp
+    return state
+
+
+@jit
+def fit_epochs(
+    theta, sizes, codes, w_offsets, b_offsets, unit_offsets,
+    X, D, lr, batch_size, shuffle, rng_state,
+    z_buf, y_buf, delta_buf, grad, x_batch, d_batch, order, epoch_losses,
+):  # fmt: skip
+    """Train for ``epoch_losses.shape[0]`` epochs of mini-batch gradient descent.
+
+    Each epoch optionally shuffles ``order`` (int64, length n, a permutation
+    of the rows, kept between epochs and calls), then visits the rows in that
+    order in batches of ``batch_size`` (the last one may be smaller), copying
+    each batch into ``x_batch``/``d_batch`` (flat, ``batch_size`` rows) and
+    taking one step.  ``epoch_losses[k]`` gets the mean of the batch losses of
+    epoch k.  Returns the generator state for the next call.
+    """
+    n = X.shape[0]
+    n_in = X.shape[1]
+    n_out = D.shape[1]
+    n_batches = (n + batch_size - 1) // batch_size
+    for epoch in range(epoch_losses.shape[0]):
+        if shuffle:
+            rng_state = shuffle_in_place(order, rng_state)
+        total = 0.0
+        for batch in range(n_batches):
+            start = batch * batch_size
+            m = min(batch_size, n - start)
+            xb = x_batch[: m * n_in].reshape((m, n_in))
+            db = d_batch[: m * n_out].reshape((m, n_out))
+            for r in range(m):
+                row = order[start + r]
+                for i in range(n_in):
+                    xb[r, i] = X[row, i]
+                for j in range(n_out):
+                    db[r, j] = D[row, j]
+            total += train_step(
+                theta,
+                sizes,
+                codes,
+                w_offsets,
+                b_offsets,
+                unit_offsets,
+                xb,
+                db,
+                lr,
+                batch_size,
+                z_buf,
+                y_buf,
+                delta_buf,
+                grad,
+            )
+        epoch_losses[epoch] = total / n_batches
+    return rng_state
+
+
+@jit
+def numerical_gradient_central(
+    theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, eps, capacity, z_buf, y_buf, grad
+):
+    """grad[k] = (E(theta + eps e_k) - E(theta - eps e_k)) / (2 eps) for every k: 2N forward passes.
+
+    Each theta[k] is put back to its original bits after its two passes.
+    """
+    for k in range(theta.shape[0]):
+        original = theta[k]
+        theta[k] = original + eps
+        E_plus = forward_loss(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf)
+        theta[k] = original - eps
+        E_minus = forward_loss(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf)
+        theta[k] = original
+        grad[k] = (E_plus - E_minus) / (2.0 * eps)

@@ -1,0 +1,91 @@
+"""Checks at the Python boundary, run before any kernel sees an array.
+
+numba does not check bounds, so every shape a kernel relies on is checked
+here.  Each function returns an array the kernels can take as it is: the
+network's dtype, C-contiguous, writeable (numba types read-only arrays
+differently), and never the caller's own array when a copy was needed.
+"""
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_float_dtype(dtype, name="dtype"):
+    """The dtype as np.dtype if it is float32 or float64, else TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def as_float_array(a, name, dtype):
+    """``a`` as a C-contiguous writeable array of ``dtype``; refuses complex, object and string data."""
+    arr = np.asarray(a)
+    kind = arr.dtype.kind
+    if kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
+    if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.writeable:
+        arr = np.array(arr, dtype=dtype, order="C", copy=True)
+    return arr
+
+
+def check_finite(arr, name):
+    """ValueError naming the first NaN or infinite entry of ``arr``."""
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        index = tuple(int(i) for i in bad)
+        where = index[0] if len(index) == 1 else index
+        raise ValueError(f"{name} must be finite, but {name}[{where}] is {arr[tuple(bad)]}")
+
+
+def as_batch(a, name, n_features, dtype, what="features"):
+    """``a`` (n_samples, n_features) or (n_features,) as a 2-D array; also whether it was 1-D."""
+    arr = as_float_array(a, name, dtype)
+    if arr.ndim == 1:
+        one_sample = True
+        arr = arr.reshape(1, -1)
+    elif arr.ndim == 2:
+        one_sample = False
+    else:
+        raise ValueError(f"{name} must be 1-D (one sample) or 2-D (n_samples, {n_features}), got shape {arr.shape}")
+    if arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} {what}, the network expects {n_features}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 samples")
+    check_finite(arr, name)
+    return arr, one_sample
+
+
+def as_inputs_and_targets(X, D, n_in, n_out, dtype):
+    """Validated (X, D) as 2-D arrays with as many rows each."""
+    X2, x_was_1d = as_batch(X, "X", n_in, dtype)
+    D2, d_was_1d = as_batch(D, "D", n_out, dtype, what="targets per sample")
+    if X2.shape[0] != D2.shape[0]:
+        raise ValueError(f"X has {X2.shape[0]} samples but D has {D2.shape[0]}")
+    return X2, D2, x_was_1d and d_was_1d
+
+
+def check_positive_number(value, name):
+    """``value`` as float if it is a finite number > 0, else ValueError/TypeError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
+def check_positive_int(value, name):
+    """``value`` as int if it is an integer >= 1, else ValueError/TypeError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    value = int(value)
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value

@@ -1,0 +1,371 @@
+"""Backpropagation kernels: numba functions that write into caller-provided buffers.
+
+Every function here is compiled with :func:`fastbp._config.jit` and can be
+called from Python or from a user's own ``@numba.njit`` function.  None of
+them allocates, validates or checks bounds: the caller passes C-contiguous
+arrays of one floating dtype (float32 or float64) with the shapes stated in
+each docstring.  A wrong shape makes numba read or write past the end of an
+array.  The :class:`fastbp.Network` methods validate their inputs and then call
+these kernels.
+
+Names follow the tutorial (../shared/seed/backprop-tutorial-ja.md):
+
+* ``y_prev`` -- outputs y_i^(l-1) of the layer below, shape (n_samples, n_below)
+* ``W`` -- weights, ``W[i, j]`` = w_ij^(l) from unit i below to unit j, shape (n_below, n_above)
+* ``b`` -- biases b_j^(l), shape (n_above,)
+* ``z`` -- weighted sums z_j^(l), shape (n_samples, n_above)
+* ``y`` -- outputs y_j^(l) = f(z_j^(l)), shape (n_samples, n_above)
+* ``d`` -- targets d_j, shape (n_samples, n_out)
+* ``delta`` -- error terms delta_j^(l) = dE/dz_j^(l) of each sample, shape (n_samples, n_above)
+
+Activations are chosen by an integer code (``IDENTITY``, ``SIGMOID``, ``TANH``,
+``RELU``), which numba folds to a constant when it is a literal.
+"""
+
+import math
+
+import numpy as np
+
+from ._config import BLAS_MIN_MULTIPLY_ADDS, jit
+
+IDENTITY = 0
+SIGMOID = 1
+TANH = 2
+RELU = 3
+
+ACTIVATION_CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
+
+__all__ = [
+    "IDENTITY",
+    "SIGMOID",
+    "TANH",
+    "RELU",
+    "ACTIVATION_CODES",
+    "sigmoid_scalar",
+    "activation_scalar",
+    "activation_derivative_scalar",
+    "activation_forward",
+    "activation_derivative",
+    "identity_forward",
+    "identity_derivative",
+    "sigmoid_forward",
+    "sigmoid_derivative",
+    "tanh_forward",
+    "tanh_derivative",
+    "relu_forward",
+    "relu_derivative",
+    "dense_forward",
+    "squared_error",
+    "output_delta_squared_error",
+    "hidden_delta",
+    "weight_gradient",
+    "bias_gradient",
+    "gradient_descent_update",
+]
+
+
+# ---------------------------------------------------------------- scalars
+
+
+@jit
+def sigmoid_scalar(z):
+    """sigma(z) = 1 / (1 + e^-z) for one number, without overflow for any z.
+
+    For z < 0 it uses e^z / (1 + e^z), so e^x is only taken of x <= 0.
+    """
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@jit
+def activation_scalar(code, z):
+    """f(z) for one number; ``code`` is one of IDENTITY, SIGMOID, TANH, RELU."""
+    if code == SIGMOID:
+        return sigmoid_scalar(z)
+    if code == TANH:
+        return math.tanh(z)
+    if code == RELU:
+        return z if z > 0 else z * 0.0
+    return z
+
+
+@jit
+def activation_derivative_scalar(code, z, y):
+    """f'(z) for one number, given z and y = f(z).
+
+    sigmoid' = y (1 - y); tanh' = 1 - y^2; ReLU' = 1 if z > 0 else 0 (so
+    ReLU'(0) = 0); identity' = 1.  The result has the type of ``z``.
+    """
+    one = z * 0.0 + 1.0
+    if code == SIGMOID:
+        return y * (one - y)
+    if code == TANH:
+        return one - y * y
+    if code == RELU:
+        return one if z > 0 else one * 0.0
+    return one
+
+
+# ---------------------------------------------------------------- activations
+
+
+@jit
+def activation_forward(code, z, y):
+    """y = f(z) elementwise.
+
+    Parameters
+    ----------
+    code : int
+        IDENTITY, SIGMOID, TANH or RELU.
+    z : ndarray (n_samples, n_units)
+    y : ndarray (n_samples, n_units), written in place; may be ``z`` itself.
+    """
+    n, m = z.shape
+    for s in range(n):
+        for j in range(m):
+            y[s, j] = activation_scalar(code, z[s, j])
+
+
+@jit
+def activation_derivative(code, z, y, out):
+    """out = f'(z) elementwise, given y = f(z).
+
+    Parameters
+    ----------
+    code : int
+        IDENTITY, SIGMOID, TANH or RELU.
+    z : ndarray (n_samples, n_units)
+    y : ndarray (n_samples, n_units), must equal f(z).
+    out : ndarray (n_samples, n_units), written in place.
+    """
+    n, m = z.shape
+    for s in range(n):
+        for j in range(m):
+            out[s, j] = activation_derivative_scalar(code, z[s, j], y[s, j])
+
+
+@jit
+def identity_forward(z, y):
+    """y = z.  Shapes (n_samples, n_units) both."""
+    activation_forward(IDENTITY, z, y)
+
+
+@jit
+def identity_derivative(z, y, out):
+    """out = 1.  Shapes (n_samples, n_units) all."""
+    activation_derivative(IDENTITY, z, y, out)
+
+
+@jit
+def sigmoid_forward(z, y):
+    """y = 1 / (1 + e^-z), overflow-free.  Shapes (n_samples, n_units) both."""
+    activation_forward(SIGMOID, z, y)
+
+
+@jit
+def sigmoid_derivative(z, y, out):
+    """out = sigma'(z) = y (1 - y) with y = sigma(z).  Shapes (n_samples, n_units) all."""
+    activation_derivative(SIGMOID, z, y, out)
+
+
+@jit
+def tanh_forward(z, y):
+    """y = tanh(z).  Shapes (n_samples, n_units) both."""
+    activation_forward(TANH, z, y)
+
+
+@jit
+def tanh_derivative(z, y, out):
+    """out = tanh'(z) = 1 - y^2 with y = tanh(z).  Shapes (n_samples, n_units) all."""
+    activation_derivative(TANH, z, y, out)
+
+
+@jit
+def relu_forward(z, y):
+    """y = max(0, z).  Shapes (n_samples, n_units) both."""
+    activation_forward(RELU, z, y)
+
+
+@jit
+def relu_derivative(z, y, out):
+    """out = 1 where z > 0, else 0 (ReLU'(0) = 0).  Shapes (n_samples, n_units) all."""
+    activation_derivative(RELU, z, y, out)
+
+
+# ---------------------------------------------------------------- dense layer
+
+
+@jit
+def dense_forward(y_prev, W, b, z):
+    """z = y_prev @ W + b, i.e. z_j = sum_i w_ij y_i + b_j for every sample.
+
+    Parameters
+    ----------
+    y_prev : ndarray (n_samples, n_below)
+    W : ndarray (n_below, n_above)
+    b : ndarray (n_above,)
+    z : ndarray (n_samples, n_above), written in place; must not alias the inputs.
+    """
+    n, n_below = y_prev.shape
+    n_above = W.shape[1]
+    if n * n_below * n_above >= BLAS_MIN_MULTIPLY_ADDS:
+        np.dot(y_prev, W, z)
+        for s in range(n):
+            for j in range(n_above):
+                z[s, j] += b[j]
+        return
+    for s in range(n):
+        for j in range(n_above):
+            z[s, j] = b[j]
+        for i in range(n_below):
+            y_i = y_prev[s, i]
+            for j in range(n_above):
+                z[s, j] += W[i, j] * y_i
+
+
+# ---------------------------------------------------------------- loss and error terms
+
+
+@jit
+def squared_error(y, d):
+    """E = mean over samples of 1/2 sum_j (y_j - d_j)^2.
+
+    Parameters
+    ----------
+    y, d : ndarray (n_samples, n_out)
+
+    Returns
+    -------
+    float, in the arrays' dtype.
+    """
+    n, m = y.shape
+    total = y[0, 0] * 0.0
+    for s in range(n):
+        for j in range(m):
+            r = y[s, j] - d[s, j]
+            total += r * r
+    return 0.5 * total / n
+
+
+@jit
+def output_delta_squared_error(code, z, y, d, delta):
+    """delta_j^L = (y_j - d_j) f'(z_j^L), the output error term of E = 1/2 sum (y - d)^2.
+
+    Parameters
+    ----------
+    code : int
+        The output layer's activation.
+    z, y, d : ndarray (n_samples, n_out)
+        Weighted sums, outputs y = f(z), targets.
+    delta : ndarray (n_samples, n_out), written in place (one row per sample, not averaged).
+    """
+    n, m = y.shape
+    for s in range(n):
+        for j in range(m):
+            delta[s, j] = (y[s, j] - d[s, j]) * activation_derivative_scalar(code, z[s, j], y[s, j])
+
+
+@jit
+def hidden_delta(code, delta_next, W_next, z, y, delta):
+    """delta_j^l = (sum_k delta_k^(l+1) w_jk^(l+1)) f'(z_j^l), i.e. (delta_next @ W_next.T) * f'(z).
+
+    Parameters
+    ----------
+    code : int
+        The activation of layer l.
+    delta_next : ndarray (n_samples, n_next)
+        Error terms of layer l+1.
+    W_next : ndarray (n_units, n_next)
+        Weights of layer l+1.
+    z, y : ndarray (n_samples, n_units)
+        Weighted sums and outputs of layer l.
+    delta : ndarray (n_samples, n_units), written in place; must not alias the inputs.
+    """
+    n, n_next = delta_next.shape
+    m = W_next.shape[0]
+    if n * n_next * m >= BLAS_MIN_MULTIPLY_ADDS:
+        np.dot(delta_next, W_next.T, delta)
+        for s in range(n):
+            for j in range(m):
+                delta[s, j] *= activation_derivative_scalar(code, z[s, j], y[s, j])
+        return
+    for s in range(n):
+        for j in range(m):
+            total = delta_next[s, 0] * 0.0
+            for k in range(n_next):
+                total += delta_next[s, k] * W_next[j, k]
+            delta[s, j] = total * activation_derivative_scalar(code, z[s, j], y[s, j])
+
+
+# ---------------------------------------------------------------- gradients and update
+
+
+@jit
+def weight_gradient(y_prev, delta, scale, grad_W):
+    """grad_W[i, j] = scale * sum_s y_i^(l-1) delta_j^l over the samples s (dE/dw_ij = delta_j y_i).
+
+    Parameters
+    ----------
+    y_prev : ndarray (n_samples, n_below)
+    delta : ndarray (n_samples, n_above)
+    scale : float
+        1 / n_samples gives the gradient of the mean loss.
+    grad_W : ndarray (n_below, n_above), written in place (overwritten).
+    """
+    n, n_below = y_prev.shape
+    n_above = delta.shape[1]
+    if n * n_below * n_above >= BLAS_MIN_MULTIPLY_ADDS:
+        np.dot(y_prev.T, delta, grad_W)
+        for i in range(n_below):
+            for j in range(n_above):
+                grad_W[i, j] *= scale
+        return
+    for i in range(n_below):
+        for j in range(n_above):
+            grad_W[i, j] = 0.0
+    for s in range(n):
+        for i in range(n_below):
+            y_i = y_prev[s, i]
+            for j in range(n_above):
+                grad_W[i, j] += y_i * delta[s, j]
+    for i in range(n_below):
+        for j in range(n_above):
+            grad_W[i, j] *= scale
+
+
+@jit
+def bias_gradient(delta, scale, grad_b):
+    """grad_b[j] = scale * sum_s delta_j over the samples (dE/db_j = delta_j).
+
+    Parameters
+    ----------
+    delta : ndarray (n_samples, n_above)
+    scale : float
+    grad_b : ndarray (n_above,), written in place (overwritten).
+    """
+    n, m = delta.shape
+    for j in range(m):
+        grad_b[j] = 0.0
+    for s in range(n):
+        for j in range(m):
+            grad_b[j] += delta[s, j]
+    for j in range(m):
+        grad_b[j] *= scale
+
+
+@jit
+def gradient_descent_update(params, grad, lr):
+    """params <- params - lr * grad, in place (w <- w - eta dE/dw).
+
+    Parameters
+    ----------
+    params : ndarray (n,)
+        A flat parameter vector, e.g. ``net.flat_parameters`` or ``W.reshape(-1)``.
+    grad : ndarray (n,)
+    lr : float
+        The learning rate eta.
+    """
+    for k in range(params.shape[0]):
+        params[k] -= lr * grad[k]

@@ -1,0 +1,538 @@
+"""The Network: a dense multilayer perceptron over one flat parameter vector.
+
+All weights and biases of a network live in one contiguous vector
+``flat_parameters``; ``weights[l]`` and ``biases[l]`` are views into it, so
+in-place edits of either take effect.  The layout is layer after layer, W of
+the layer (row-major, ``W[i, j]`` = w_ij from unit i below to unit j above)
+then its b.  Gradients use the same layout.
+
+Every method validates its inputs in Python, then runs one compiled function
+of :mod:`fastbp._engine` over buffers made once and reused, so the hot paths
+(forward, gradients, step, fit) have no Python loop over samples, units or
+batches.
+"""
+
+import threading
+
+import numpy as np
+
+from . import _engine
+from ._validation import (
+    as_batch,
+    as_float_array,
+    as_inputs_and_targets,
+    check_finite,
+    check_float_dtype,
+    check_positive_int,
+    check_positive_number,
+)
+from .activations import ACTIVATION_NAMES, activation_code, init_bound
+from .losses import check_loss
+
+
+class Layout:
+    """Where each layer's W and b sit in a flat vector, and its units in the work buffers.
+
+    Attributes are int64 arrays handed to the compiled functions: ``sizes``
+    (L+1,), ``codes`` (L,), ``w_offsets`` (L,), ``b_offsets`` (L,),
+    ``unit_offsets`` (L+1,); ``n_params`` is the length of the flat vector.
+    """
+
+    def __init__(self, sizes, activations):
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.codes = np.asarray([activation_code(a) for a in activations], dtype=np.int64)
+        n_layers = len(activations)
+        self.w_offsets = np.empty(n_layers, dtype=np.int64)
+        self.b_offsets = np.empty(n_layers, dtype=np.int64)
+        offset = 0
+        for layer in range(n_layers):
+            self.w_offsets[layer] = offset
+            offset += sizes[layer] * sizes[layer + 1]
+            self.b_offsets[layer] = offset
+            offset += sizes[layer + 1]
+        self.n_params = offset
+        self.unit_offsets = np.concatenate([[0], np.cumsum(sizes[1:])]).astype(np.int64)
+        self.n_units = int(self.unit_offsets[-1])
+
+    def arrays(self):
+        """(sizes, codes, w_offsets, b_offsets, unit_offsets), the compiled functions' first arguments."""
+        return self.sizes, self.codes, self.w_offsets, self.b_offsets, self.unit_offsets
+
+    def split(self, flat):
+        """(weights, biases): tuples of views of ``flat`` shaped (n_below, n_above) and (n_above,)."""
+        weights, biases = [], []
+        for layer in range(len(self.codes)):
+            n_below, n_above = int(self.sizes[layer]), int(self.sizes[layer + 1])
+            w, b = int(self.w_offsets[layer]), int(self.b_offsets[layer])
+            weights.append(flat[w : w + n_below * n_above].reshape(n_below, n_above))
+            biases.append(flat[b : b + n_above])
+        return tuple(weights), tuple(biases)
+
+
+class Workspace:
+    """Work buffers for up to ``capacity`` samples: z, y and delta of every layer, and one batch of X and D."""
+
+    def __init__(self, layout, capacity, dtype):
+        self.capacity = capacity
+        self.z = np.zeros(capacity * layout.n_units, dtype=dtype)
+        self.y = np.zeros(capacity * layout.n_units, dtype=dtype)
+        self.delta = np.zeros(capacity * layout.n_units, dtype=dtype)
+        self.x_batch = np.zeros(capacity * int(layout.sizes[0]), dtype=dtype)
+        self.d_batch = np.zeros(capacity * int(layout.sizes[-1]), dtype=dtype)
+
+    def rows(self, buf, layout, layer, n):
+        """Copy of the first n rows of layer ``layer``'s block of ``buf`` (0-based over non-input layers)."""
+        width = int(layout.sizes[layer + 1])
+        start = self.capacity * int(layout.unit_offsets[layer])
+        return buf[start : start + n * width].reshape(n, width).copy()
+
+
+class Gradients:
+    """dE/dW and dE/db of every layer, as views into one flat vector.
+
+    Attributes
+    ----------
+    flat : ndarray (n_params,)
+        All the gradients, in the layout of ``Network.flat_parameters``.
+    weights : tuple of ndarray
+        ``weights[l]`` has the shape of ``Network.weights[l]``: (n_below, n_above).
+    biases : tuple of ndarray
+        ``biases[l]`` has the shape of ``Network.biases[l]``: (n_above,).
+    """
+
+    def __init__(self, layout, flat):
+        self.flat = flat
+        self.weights, self.biases = layout.split(flat)
+
+    def __repr__(self):
+        shapes = ", ".join(f"{w.shape}+{b.shape}" for w, b in zip(self.weights, self.biases))
+        return f"Gradients(layers=[{shapes}], dtype={self.flat.dtype})"
+
+
+class History:
+    """What ``fit`` saw. ``loss[k]`` is the mean of the batch losses E during epoch k (float64, (epochs,))."""
+
+    def __init__(self, loss):
+        self.loss = loss
+
+    @property
+    def epochs(self):
+        return len(self.loss)
+
+    def __repr__(self):
+        if len(self.loss) == 0:
+            return "History(epochs=0)"
+        return f"History(epochs={len(self.loss)}, loss[0]={self.loss[0]:.6g}, loss[-1]={self.loss[-1]:.6g})"
+
+
+class LayerTrace:
+    """One layer's numbers for one sample.
+
+    z, y, delta, grad_biases: (n_units,); grad_weights, new_weights: (n_below, n_units).
+    """
+
+    def __init__(self, index, activation, z, y, delta, grad_weights, grad_biases, new_weights=None, new_biases=None):
+        self.index = index
+        self.activation = activation
+        self.z = z
+        self.y = y
+        self.delta = delta
+        self.grad_weights = grad_weights
+        self.grad_biases = grad_biases
+        self.new_weights = new_weights
+        self.new_biases = new_biases
+
+
+class Trace:
+    """Every number of one forward and backward pass for one sample, named as in the tutorial.
+
+    ``x``, ``d``: the input and target; ``E``: 1/2 sum_j (y_j - d_j)^2;
+    ``layers[l]``: a :class:`LayerTrace` for layer l+1 (``layers[-1]`` is the
+    output layer L).  With ``lr`` given, each layer also has the weights and
+    biases one gradient-descent step would give (the network is not changed).
+    ``str(trace)`` prints it all.
+    """
+
+    def __init__(self, x, d, E, layers, lr=None):
+        self.x = x
+        self.d = d
+        self.E = E
+        self.layers = layers
+        self.lr = lr
+
+    @property
+    def y(self):
+        """The network's output y^(L)."""
+        return self.layers[-1].y
+
+    def __str__(self):
+        def fmt(a):
+            return np.array2string(np.asarray(a), precision=6, floatmode="maxprec", suppress_small=False)
+
+        L = len(self.layers)
+        out = [f"input x = {fmt(self.x)}, target d = {fmt(self.d)}", "forward:"]
+        for layer in self.layers:
+            out.append(f"  layer {layer.index} ({layer.activation}): z = {fmt(layer.z)}, y = f(z) = {fmt(layer.y)}")
+        out.append(f"error E = 1/2 sum_j (y_j - d_j)^2 = {self.E:.10g}")
+        out.append("backward:")
+        for layer in reversed(self.layers):
+            rule = "(y - d) * f'(z)" if layer.index == L else "(sum_k delta_k w_jk) * f'(z)"
+            out.append(f"  layer {layer.index}: delta = {rule} = {fmt(layer.delta)}")
+            out.append(f"    dE/dw_ij = delta_j y_i = {fmt(layer.grad_weights).replace(chr(10), chr(10) + '    ')}")
+            out.append(f"    dE/db_j = delta_j = {fmt(layer.grad_biases)}")
+        if self.lr is not None:
+            out.append(f"update with eta = {self.lr:g}: w <- w - eta dE/dw, b <- b - eta dE/db")
+            for layer in self.layers:
+                out.append(f"  layer {layer.index}: W = {fmt(layer.new_weights).replace(chr(10), chr(10) + '    ')}")
+                out.append(f"           b = {fmt(layer.new_biases)}")
+        return "\n".join(out)
+
+    def __repr__(self):
+        return f"Trace(E={self.E!r}, y={self.y!r})"
+
+
+def _check_sizes(sizes):
+    try:
+        sizes = [int(s) for s in sizes]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"sizes must be a list of positive integers, got {sizes!r}") from exc
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least an input and an output layer, got {sizes}")
+    if any(s < 1 for s in sizes):
+        raise ValueError(f"every layer needs at least one unit, got sizes {sizes}")
+    return sizes
+
+
+def _check_activations(activations, n_layers):
+    if isinstance(activations, str):
+        activations = [activations] * n_layers
+    activations = list(activations)
+    if len(activations) != n_layers:
+        raise ValueError(
+            f"need one activation per non-input layer: {n_layers} for these sizes, "
+            f"got {len(activations)} ({activations})"
+        )
+    for name in activations:
+        activation_code(name)
+    return activations
+
+
+class Network:
+    """A dense feed-forward network trained by backpropagation.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Units per layer, input layer first, e.g. ``[2, 2, 1]``.
+    activations : sequence of str, or str
+        One of "identity", "sigmoid", "tanh", "relu" per non-input layer
+        (``len(sizes) - 1`` of them); a single string is used for every layer.
+    loss : str
+        "squared_error": E = 1/2 sum_j (y_j - d_j)^2, the mean over samples.
+    dtype : float32 or float64
+    seed : int or None
+        Seeds the initial weights (``numpy.random.default_rng(seed)``); two
+        networks made with the same seed are identical; None draws fresh
+        entropy.  Weights of each layer are uniform in [-a, a] with a from
+        :func:`fastbp.activations.init_bound` (He for relu, Glorot otherwise);
+        biases start at zero.
+    """
+
+    def __init__(self, sizes, activations, loss="squared_error", dtype=np.float64, seed=None):
+        sizes = _check_sizes(sizes)
+        activations = _check_activations(activations, len(sizes) - 1)
+        dtype = check_float_dtype(dtype)
+        self._setup(sizes, activations, check_loss(loss), dtype)
+        rng = np.random.default_rng(seed)
+        for layer, W in enumerate(self.weights):
+            bound = init_bound(activations[layer], sizes[layer], sizes[layer + 1])
+            W[...] = rng.uniform(-bound, bound, size=W.shape)
+
+    @classmethod
+    def from_weights(cls, weights, biases, activations, loss="squared_error"):
+        """A network with copies of the given weights and biases.
+
+        Parameters
+        ----------
+        weights : sequence of array_like
+            ``weights[l]`` of shape (n_below, n_above), ``weights[l][i, j]`` = w_ij of layer l+1.
+        biases : sequence of array_like
+            ``biases[l]`` of shape (n_above,).
+        activations : sequence of str, or str
+        loss : str
+
+        The dtype is the arrays' (float32 stays float32; integer arrays become
+        float64); mixing float32 and float64 is an error.
+        """
+        weights = [np.asarray(w) for w in weights]
+        biases = [np.asarray(b) for b in biases]
+        if len(weights) == 0 or len(weights) != len(biases):
+            raise ValueError(
+                f"need one bias vector per weight matrix, got {len(weights)} weights and {len(biases)} biases"
+            )
+        float_dtypes = {a.dtype for a in weights + biases if a.dtype.kind == "f"}
+        if len(float_dtypes) > 1:
+            raise TypeError(f"weights and biases must share one dtype, got {sorted(str(d) for d in float_dtypes)}")
+        dtype = check_float_dtype(float_dtypes.pop() if float_dtypes else np.float64, "weights dtype")
+        for layer, (w, b) in enumerate(zip(weights, biases)):
+            if w.ndim != 2:
+                raise ValueError(f"weights[{layer}] must be 2-D (n_below, n_above), got shape {w.shape}")
+            if b.shape != (w.shape[1],):
+                raise ValueError(
+                    f"biases[{layer}] must have shape ({w.shape[1]},) to match weights[{layer}], got {b.shape}"
+                )
+            if layer > 0 and w.shape[0] != weights[layer - 1].shape[1]:
+                raise ValueError(
+                    f"weights[{layer}] has {w.shape[0]} rows but layer {layer} has {weights[layer - 1].shape[1]} units"
+                )
+        sizes = _check_sizes([weights[0].shape[0]] + [w.shape[1] for w in weights])
+        activations = _check_activations(activations, len(weights))
+        converted = []
+        for layer, (w, b) in enumerate(zip(weights, biases)):
+            w = as_float_array(w, f"weights[{layer}]", dtype)
+            b = as_float_array(b, f"biases[{layer}]", dtype)
+            check_finite(w, f"weights[{layer}]")
+            check_finite(b, f"biases[{layer}]")
+            converted.append((w, b))
+        net = cls.__new__(cls)
+        net._setup(sizes, activations, check_loss(loss), dtype)
+        for layer, (w, b) in enumerate(converted):
+            net.weights[layer][...] = w
+            net.biases[layer][...] = b
+        return net
+
+    def _setup(self, sizes, activations, loss, dtype):
+        self._sizes = tuple(sizes)
+        self._activations = tuple(activations)
+        self._loss = loss
+        self._dtype = dtype
+        self._layout = Layout(sizes, activations)
+        self._theta = np.zeros(self._layout.n_params, dtype=dtype)
+        self.weights, self.biases = self._layout.split(self._theta)
+        self._grad = np.zeros(self._layout.n_params, dtype=dtype)
+        self._workspace = None
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------ description
+
+    @property
+    def sizes(self):
+        """Units per layer, input first (tuple of int)."""
+        return self._sizes
+
+    @property
+    def activations(self):
+        """Activation name of each non-input layer (tuple of str)."""
+        return self._activations
+
+    @property
+    def loss(self):
+        """The loss's name."""
+        return self._loss
+
+    @property
+    def dtype(self):
+        """np.dtype of every parameter and computation."""
+        return self._dtype
+
+    @property
+    def n_params(self):
+        """Number of weights and biases, N."""
+        return self._layout.n_params
+
+    @property
+    def flat_parameters(self):
+        """All weights and biases as one vector (n_params,); ``weights`` and ``biases`` are views into it."""
+        return self._theta
+
+    def __repr__(self):
+        return (
+            f"Network(sizes={list(self._sizes)}, activations={list(self._activations)}, "
+            f"loss={self._loss!r}, dtype={self._dtype.name})"
+        )
+
+    def copy(self):
+        """An independent network with the same architecture and parameters."""
+        return Network.from_weights(self.weights, self.biases, self._activations, self._loss)
+
+    # ------------------------------------------------------------ computing
+
+    def _work(self, n):
+        if self._workspace is None or self._workspace.capacity < n:
+            self._workspace = Workspace(self._layout, n, self._dtype)
+        return self._workspace
+
+    def _validate_xd(self, X, D):
+        return as_inputs_and_targets(X, D, self._sizes[0], self._sizes[-1], self._dtype)
+
+    def forward(self, X):
+        """The network's output for each sample.
+
+        Parameters
+        ----------
+        X : array_like (n_samples, n_in), or (n_in,) for one sample
+
+        Returns
+        -------
+        Y : ndarray (n_samples, n_out), or (n_out,) for a 1-D X; a new array.
+        """
+        X2, one_sample = as_batch(X, "X", self._sizes[0], self._dtype)
+        with self._lock:
+            n = X2.shape[0]
+            ws = self._work(n)
+            _engine.forward_pass(self._theta, *self._layout.arrays(), X2, ws.capacity, ws.z, ws.y)
+            Y = ws.rows(ws.y, self._layout, len(self._activations) - 1, n)
+        return Y[0] if one_sample else Y
+
+    def gradients(self, X, D, out=None):
+        """The loss and its gradient with respect to every weight and bias.
+
+        Parameters
+        ----------
+        X : array_like (n_samples, n_in) or (n_in,)
+        D : array_like (n_samples, n_out) or (n_out,)
+        out : Gradients, optional
+            Written in place and returned (from an earlier call on this network).
+
+        Returns
+        -------
+        E : float
+            Mean over samples of 1/2 sum_j (y_j - d_j)^2.
+        g : Gradients
+            ``g.weights[l]`` = dE/dW and ``g.biases[l]`` = dE/db, shaped like the parameters.
+        """
+        X2, D2, _ = self._validate_xd(X, D)
+        if out is not None:
+            if not isinstance(out, Gradients) or out.flat.shape != self._theta.shape or out.flat.dtype != self._dtype:
+                raise TypeError(
+                    f"out must be a Gradients of this network ({self.n_params} {self._dtype} values), got {out!r}"
+                )
+            grad = out.flat
+        else:
+            grad = np.empty_like(self._theta)
+        with self._lock:
+            ws = self._work(X2.shape[0])
+            E = _engine.loss_and_gradient(
+                self._theta, *self._layout.arrays(), X2, D2, ws.capacity, ws.z, ws.y, ws.delta, grad
+            )
+        return float(E), out if out is not None else Gradients(self._layout, grad)
+
+    def step(self, X, D, lr=0.1):
+        """One gradient-descent step on all weights and biases: w <- w - lr dE/dw, b <- b - lr dE/db.
+
+        Parameters
+        ----------
+        X : array_like (n_samples, n_in) or (n_in,)
+        D : array_like (n_samples, n_out) or (n_out,)
+        lr : float
+            The learning rate eta, > 0.
+
+        Returns
+        -------
+        E : float
+            The batch's loss before the update.
+        """
+        X2, D2, _ = self._validate_xd(X, D)
+        lr = self._dtype.type(check_positive_number(lr, "lr"))
+        with self._lock:
+            ws = self._work(X2.shape[0])
+            E = _engine.train_step(
+                self._theta, *self._layout.arrays(), X2, D2, lr, ws.capacity, ws.z, ws.y, ws.delta, self._grad
+            )
+        return float(E)
+
+    def fit(self, X, D, epochs=1, lr=0.1, batch_size=32, shuffle=True, seed=None):
+        """Mini-batch gradient descent for whole epochs, compiled end to end.
+
+        Parameters
+        ----------
+        X : array_like (n_samples, n_in)
+        D : array_like (n_samples, n_out)
+        epochs : int >= 1
+        lr : float > 0
+            The learning rate eta.
+        batch_size : int >= 1
+            Samples per step; the last batch of an epoch may be smaller.  A
+            batch_size above n_samples means one batch of all samples.
+        shuffle : bool
+            Visit the samples in a new random order every epoch; without
+            shuffling, the batches are rows [0, batch_size), [batch_size, ...) and
+            ``fit`` equals the same sequence of ``step`` calls.
+        seed : int or None
+            Seeds the shuffling; the same seed gives the same run.
+
+        Returns
+        -------
+        History
+            ``history.loss[k]``: the mean of the batch losses E of epoch k.
+        """
+        X2, D2, _ = self._validate_xd(X, D)
+        epochs = check_positive_int(epochs, "epochs")
+        lr = self._dtype.type(check_positive_number(lr, "lr"))
+        batch_size = min(check_positive_int(batch_size, "batch_size"), X2.shape[0])
+        shuffle = bool(shuffle)
+        rng_state = (
+            np.uint64(np.random.default_rng(seed).integers(0, 2**63 - 1, dtype=np.int64)) if shuffle else np.uint64(0)
+        )
+        losses = np.zeros(epochs, dtype=np.float64)
+        order = np.arange(X2.shape[0], dtype=np.int64)
+        with self._lock:
+            ws = self._work(batch_size)
+            _engine.fit_epochs(
+                self._theta, *self._layout.arrays(),
+                X2, D2, lr, batch_size, shuffle, rng_state,
+                ws.z, ws.y, ws.delta, self._grad, ws.x_batch, ws.d_batch, order, losses,
+            )  # fmt: skip
+        return History(losses)
+
+    def trace(self, x, d, lr=None):
+        """Every intermediate number of backprop for one sample, as in the tutorial.
+
+        Parameters
+        ----------
+        x : array_like (n_in,)
+        d : array_like (n_out,)
+        lr : float, optional
+            If given, the trace also shows the parameters after one step of
+            this learning rate; the network itself is not changed.
+
+        Returns
+        -------
+        Trace
+            ``print(trace)`` shows z, y, delta and the gradients of every layer.
+        """
+        X2, D2, _ = self._validate_xd(x, d)
+        if X2.shape[0] != 1:
+            raise ValueError(f"trace takes one sample, got {X2.shape[0]}")
+        if lr is not None:
+            lr = check_positive_number(lr, "lr")
+        grad = np.empty_like(self._theta)
+        with self._lock:
+            ws = self._work(1)
+            E = _engine.loss_and_gradient(
+                self._theta, *self._layout.arrays(), X2, D2, ws.capacity, ws.z, ws.y, ws.delta, grad
+            )
+            g = Gradients(self._layout, grad)
+            layers = []
+            for layer, name in enumerate(self._activations):
+                new_w = new_b = None
+                if lr is not None:
+                    new_w = self.weights[layer] - self._dtype.type(lr) * g.weights[layer]
+                    new_b = self.biases[layer] - self._dtype.type(lr) * g.biases[layer]
+                layers.append(
+                    LayerTrace(
+                        layer + 1,
+                        name,
+                        ws.rows(ws.z, self._layout, layer, 1)[0],
+                        ws.rows(ws.y, self._layout, layer, 1)[0],
+                        ws.rows(ws.delta, self._layout, layer, 1)[0],
+                        g.weights[layer],
+                        g.biases[layer],
+                        new_w,
+                        new_b,
+                    )
+                )
+        return Trace(X2[0].copy(), D2[0].copy(), float(E), layers, lr)
+
+
+__all__ = ["Network", "Gradients", "History", "Trace", "LayerTrace", "ACTIVATION_NAMES"]

@@ -1,0 +1,541 @@
+"""Pure-Python reference implementation of backpropagation (the test oracle).
+
+Everything here is written from the backprop tutorial
+(``backprop-tutorial-ja.md``, "誤差逆伝播法") one scalar at a time, with the
+tutorial's names:
+
+* ``z_j^(l) = sum_i w_ij^(l) y_i^(l-1) + b_j^(l)``                  (§2.2)
+* ``y_j^(l) = f^(l)(z_j^(l))``                                       (§2.2)
+* ``E = 1/2 sum_j (y_j^(L) - d_j)^2``                                (§3)
+* ``delta_j^(L) = (y_j^(L) - d_j) f^(L)'(z_j^(L))``                  (§4.1.2)
+* ``delta_j^(l) = (sum_k delta_k^(l+1) w_jk^(l+1)) f^(l)'(z_j^(l))`` (§4.2.2)
+* ``dE/dw_ij^(l) = delta_j^(l) y_i^(l-1)``, ``dE/db_j^(l) = delta_j^(l)`` (§4.1, §4.3)
+* ``w <- w - eta dE/dw``, ``b <- b - eta dE/db``                     (§3, §4.3)
+
+§4.1.2 of the tutorial assumes an identity output layer, where
+``f^(L)' = 1``; here the factor ``f^(L)'(z_j^(L))`` is kept so that any
+activation may be used on the output layer.
+
+Network convention
+------------------
+A network with ``L`` layers (input layer excluded) is given by three lists:
+
+``weights``
+    ``weights[l][i][j]`` is ``w_ij^(l+1)``, the weight from unit ``i`` of layer
+    ``l`` to unit ``j`` of layer ``l+1``; ``weights[l]`` has shape
+    ``n_l x n_(l+1)`` (fan_in x fan_out).
+``biases``
+    ``biases[l][j]`` is ``b_j^(l+1)``.
+``activations``
+    ``activations[l]`` is the name of ``f^(l+1)``, one of
+    :data:`ACTIVATION_NAMES`.
+
+Per-layer results (``zs``, ``ys``, ``delta``) are indexed by the tutorial's
+layer number ``l = 0..L``; index 0 is the input layer, which has ``y^(0) = x``
+and no ``z`` or ``delta`` (stored as ``None``).
+
+This module imports only :mod:`math`, never mutates its arguments and always
+returns fresh lists. It is slow by design: use it on small shapes only.
+"""
+
+import math
+
+ACTIVATION_NAMES = ("identity", "sigmoid", "tanh", "relu")
+
+
+def _unknown_activation(name):
+    valid = ", ".join(repr(n) for n in ACTIVATION_NAMES)
+    return ValueError(f"unknown activation {name!r}; valid names are {valid}")
+
+
+def _sigmoid(z):
+    # Both branches only ever call exp on a non-positive number, so neither
+    # overflows for any finite z.
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def activation(name, z):
+    """Apply the activation function ``f`` named `name` to the scalar `z`.
+
+    Tutorial §2.3: ``sigma(x) = 1 / (1 + e^-x)``, ``tanh(x)``,
+    ``ReLU(x) = max(0, x)``, and the identity ``f(u) = u`` of §4.1.2.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`ACTIVATION_NAMES`: ``"identity"``, ``"sigmoid"``,
+        ``"tanh"`` or ``"relu"``.
+    z : float
+        The pre-activation ``z_j^(l)``.
+
+    Returns
+    -------
+    float
+        ``y_j^(l) = f(z_j^(l))``. The sigmoid is evaluated as
+        ``e^z / (1 + e^z)`` for ``z < 0`` so that it never overflows.
+
+    Raises
+    ------
+    ValueError
+        If `name` is not a known activation; the message lists the valid names.
+    """
+    if name == "identity":
+        return float(z)
+    if name == "sigmoid":
+        return _sigmoid(z)
+    if name == "tanh":
+        return math.tanh(z)
+    if name == "relu":
+        return float(z) if z > 0.0 else 0.0
+    raise _unknown_activation(name)
+
+
+def activation_derivative(name, z):
+    """Derivative ``f'(z)`` of the activation function named `name`.
+
+    Tutorial §2.3: ``sigma'(x) = sigma(x) (1 - sigma(x))``,
+    ``tanh'(x) = 1 - tanh^2(x)``, ``ReLU'(x) = 1 if x > 0 else 0`` (so
+    ``ReLU'(0) = 0``), and ``1`` for the identity (§4.1.2).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`ACTIVATION_NAMES`.
+    z : float
+        The pre-activation ``z_j^(l)`` (not the output ``y_j^(l)``).
+
+    Returns
+    -------
+    float
+        ``f'(z_j^(l)) = dy_j^(l) / dz_j^(l)``.
+
+    Raises
+    ------
+    ValueError
+        If `name` is not a known activation; the message lists the valid names.
+    """
+    if name == "identity":
+        return 1.0
+    if name == "sigmoid":
+        s = _sigmoid(z)
+        return s * (1.0 - s)
+    if name == "tanh":
+        t = math.tanh(z)
+        return 1.0 - t * t
+    if name == "relu":
+        return 1.0 if z > 0.0 else 0.0
+    raise _unknown_activation(name)
+
+
+def _check_network(weights, biases, activations, n_in):
+    n_layers = len(weights)
+    if n_layers == 0:
+        raise ValueError("the network needs at least one layer")
+    if len(biases) != n_layers or len(activations) != n_layers:
+        raise ValueError(
+            f"weights, biases and activations must have one entry per layer; "
+            f"got {n_layers}, {len(biases)} and {len(activations)}"
+        )
+    n_below = n_in
+    for layer, (w, b, name) in enumerate(zip(weights, biases, activations), start=1):
+        if name not in ACTIVATION_NAMES:
+            raise _unknown_activation(name)
+        if len(w) != n_below:
+            raise ValueError(
+                f"weights[{layer - 1}] must have {n_below} rows (units in layer {layer - 1}); got {len(w)}"
+            )
+        n_above = len(b)
+        for i, row in enumerate(w):
+            if len(row) != n_above:
+                raise ValueError(
+                    f"weights[{layer - 1}][{i}] must have {n_above} entries (len(biases[{layer - 1}])); got {len(row)}"
+                )
+        n_below = n_above
+
+
+def _check_batch(X, D):
+    if len(X) == 0:
+        raise ValueError("the mini-batch X must contain at least one sample")
+    if len(X) != len(D):
+        raise ValueError(f"X and D must have the same number of samples; got {len(X)} and {len(D)}")
+
+
+def forward(weights, biases, activations, x):
+    """Forward pass of one sample (tutorial §2.2).
+
+    For ``l = 1..L``::
+
+        z_j^(l) = sum_i w_ij^(l) y_i^(l-1) + b_j^(l)
+        y_j^(l) = f^(l)(z_j^(l))
+
+    with ``y^(0) = x``.
+
+    Parameters
+    ----------
+    weights : list of list of list of float
+        ``weights[l][i][j] = w_ij^(l+1)``, shape ``n_l x n_(l+1)`` per layer.
+    biases : list of list of float
+        ``biases[l][j] = b_j^(l+1)``.
+    activations : list of str
+        ``activations[l]`` names ``f^(l+1)``.
+    x : list of float
+        One input sample, of length ``n_0``.
+
+    Returns
+    -------
+    zs : list
+        Length ``L + 1``; ``zs[0]`` is ``None`` and ``zs[l]`` is the list
+        ``z^(l)`` for ``l >= 1``.
+    ys : list of list of float
+        Length ``L + 1``; ``ys[0]`` is a copy of `x` and ``ys[l] = y^(l)``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match or an activation name is unknown.
+    """
+    _check_network(weights, biases, activations, len(x))
+    zs = [None]
+    ys = [[float(v) for v in x]]
+    for w, b, name in zip(weights, biases, activations):
+        y_below = ys[-1]
+        z = [sum(w[i][j] * y_below[i] for i in range(len(y_below))) + b[j] for j in range(len(b))]
+        zs.append(z)
+        ys.append([activation(name, z_j) for z_j in z])
+    return zs, ys
+
+
+def squared_error(y, d):
+    """Squared error of one sample, ``E = 1/2 sum_j (y_j - d_j)^2`` (tutorial §3).
+
+    Parameters
+    ----------
+    y : list of float
+        Network output ``y^(L)``.
+    d : list of float
+        Target (teacher data) ``d``, same length as `y`.
+
+    Returns
+    -------
+    float
+        ``E``.
+
+    Raises
+    ------
+    ValueError
+        If `y` and `d` have different lengths.
+    """
+    if len(y) != len(d):
+        raise ValueError(f"y and d must have the same length; got {len(y)} and {len(d)}")
+    return 0.5 * sum((y_j - d_j) ** 2 for y_j, d_j in zip(y, d))
+
+
+def output_delta(y, d, z, activation):
+    """Error term of the output layer (tutorial §4.1.2).
+
+    ``delta_j^(L) = dE/dz_j^(L) = (y_j^(L) - d_j) f^(L)'(z_j^(L))``.
+    The tutorial derives it for an identity output, where ``f^(L)' = 1`` and
+    ``delta_j^(L) = y_j^(L) - d_j``.
+
+    Parameters
+    ----------
+    y : list of float
+        Output ``y^(L)``.
+    d : list of float
+        Target ``d``.
+    z : list of float
+        Output pre-activation ``z^(L)``.
+    activation : str
+        Name of ``f^(L)``.
+
+    Returns
+    -------
+    list of float
+        ``delta^(L)``, one entry per output unit.
+
+    Raises
+    ------
+    ValueError
+        If the lengths differ or `activation` is unknown.
+    """
+    if not len(y) == len(d) == len(z):
+        raise ValueError(f"y, d and z must have the same length; got {len(y)}, {len(d)} and {len(z)}")
+    return [(y_j - d_j) * activation_derivative(activation, z_j) for y_j, d_j, z_j in zip(y, d, z)]
+
+
+def hidden_delta(delta_next, weights_next, z, activation):
+    """Error term of a hidden layer ``l < L`` (tutorial §4.2.2).
+
+    ``delta_j^(l) = (sum_k delta_k^(l+1) w_jk^(l+1)) f^(l)'(z_j^(l))``:
+    the error of the layer above flows back through the weights that leave
+    unit ``j``.
+
+    Parameters
+    ----------
+    delta_next : list of float
+        ``delta^(l+1)``, length ``n_(l+1)``.
+    weights_next : list of list of float
+        ``w^(l+1)`` with ``weights_next[j][k] = w_jk^(l+1)``, shape
+        ``n_l x n_(l+1)``.
+    z : list of float
+        ``z^(l)``, length ``n_l``.
+    activation : str
+        Name of ``f^(l)``.
+
+    Returns
+    -------
+    list of float
+        ``delta^(l)``, length ``n_l``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match or `activation` is unknown.
+    """
+    if len(weights_next) != len(z):
+        raise ValueError(f"weights_next must have len(z) = {len(z)} rows; got {len(weights_next)}")
+    delta = []
+    for j, z_j in enumerate(z):
+        w_j = weights_next[j]
+        if len(w_j) != len(delta_next):
+            raise ValueError(f"weights_next[{j}] must have len(delta_next) = {len(delta_next)} entries; got {len(w_j)}")
+        back = sum(delta_next[k] * w_j[k] for k in range(len(delta_next)))
+        delta.append(back * activation_derivative(activation, z_j))
+    return delta
+
+
+def backward(weights, biases, activations, x, d):
+    """Forward and backward pass of one sample (tutorial §2.2-§4.3).
+
+    Computes ``delta^(L)`` with :func:`output_delta`, then
+    ``delta^(L-1), ..., delta^(1)`` with :func:`hidden_delta`, and the gradients
+    ``dE/dw_ij^(l) = delta_j^(l) y_i^(l-1)`` and ``dE/db_j^(l) = delta_j^(l)``.
+
+    Parameters
+    ----------
+    weights, biases, activations : list
+        The network (see the module docstring).
+    x : list of float
+        One input sample.
+    d : list of float
+        Its target.
+
+    Returns
+    -------
+    dict
+        ``"E"`` : float, ``1/2 sum_j (y_j^(L) - d_j)^2``.
+        ``"z"`` : list, as ``zs`` from :func:`forward` (``z[0]`` is ``None``).
+        ``"y"`` : list, as ``ys`` from :func:`forward` (``y[0]`` is ``x``).
+        ``"delta"`` : list of length ``L + 1``; ``delta[0]`` is ``None`` and
+        ``delta[l]`` is ``delta^(l)``.
+        ``"grad_weights"`` : list of ``L`` matrices,
+        ``grad_weights[l-1][i][j] = dE/dw_ij^(l) = delta_j^(l) y_i^(l-1)``.
+        ``"grad_biases"`` : list of ``L`` lists,
+        ``grad_biases[l-1][j] = dE/db_j^(l) = delta_j^(l)``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match or an activation name is unknown.
+    """
+    zs, ys = forward(weights, biases, activations, x)
+    n_layers = len(weights)
+    E = squared_error(ys[n_layers], d)
+
+    delta = [None] * (n_layers + 1)
+    delta[n_layers] = output_delta(ys[n_layers], d, zs[n_layers], activations[n_layers - 1])
+    for layer in range(n_layers - 1, 0, -1):
+        # weights[layer] holds w^(layer+1), the weights leaving this layer.
+        delta[layer] = hidden_delta(delta[layer + 1], weights[layer], zs[layer], activations[layer - 1])
+
+    grad_weights = [
+        [[delta_j * y_i for delta_j in delta[layer]] for y_i in ys[layer - 1]] for layer in range(1, n_layers + 1)
+    ]
+    grad_biases = [list(delta[layer]) for layer in range(1, n_layers + 1)]
+    return {
+        "E": E,
+        "z": zs,
+        "y": ys,
+        "delta": delta,
+        "grad_weights": grad_weights,
+        "grad_biases": grad_biases,
+    }
+
+
+def _mean_loss(weights, biases, activations, X, D):
+    total = 0.0
+    for x, d in zip(X, D):
+        _, ys = forward(weights, biases, activations, x)
+        total += squared_error(ys[-1], d)
+    return total / len(X)
+
+
+def gradients(weights, biases, activations, X, D):
+    """Mean loss and its gradients over a mini-batch.
+
+    With ``N = len(X)`` samples and ``E_n`` the squared error of sample ``n``,
+    the loss is ``E = (1/N) sum_n E_n`` and its exact derivatives are the means
+    of the per-sample ones from :func:`backward`:
+    ``dE/dw_ij^(l) = (1/N) sum_n delta_j^(l),n y_i^(l-1),n`` and
+    ``dE/db_j^(l) = (1/N) sum_n delta_j^(l),n``.
+
+    Parameters
+    ----------
+    weights, biases, activations : list
+        The network (see the module docstring).
+    X : list of list of float
+        Mini-batch of ``N >= 1`` input samples.
+    D : list of list of float
+        The ``N`` matching targets.
+
+    Returns
+    -------
+    E : float
+        Mean squared error over the batch.
+    grad_weights : list of list of list of float
+        ``dE/dw^(l)``, same shapes as `weights`.
+    grad_biases : list of list of float
+        ``dE/db^(l)``, same shapes as `biases`.
+
+    Raises
+    ------
+    ValueError
+        If the batch is empty, ``len(X) != len(D)``, or the shapes do not match.
+    """
+    _check_batch(X, D)
+    n_samples = len(X)
+    total_E = 0.0
+    sum_w = [[[0.0] * len(row) for row in w] for w in weights]
+    sum_b = [[0.0] * len(b) for b in biases]
+    for x, d in zip(X, D):
+        result = backward(weights, biases, activations, x, d)
+        total_E += result["E"]
+        for acc, g in zip(sum_w, result["grad_weights"]):
+            for acc_row, g_row in zip(acc, g):
+                for j, g_ij in enumerate(g_row):
+                    acc_row[j] += g_ij
+        for acc, g in zip(sum_b, result["grad_biases"]):
+            for j, g_j in enumerate(g):
+                acc[j] += g_j
+    grad_weights = [[[s / n_samples for s in row] for row in w] for w in sum_w]
+    grad_biases = [[s / n_samples for s in b] for b in sum_b]
+    return total_E / n_samples, grad_weights, grad_biases
+
+
+def update(params, grads, lr):
+    """One gradient-descent update ``p <- p - eta dE/dp`` (tutorial §3, §4.3).
+
+    Parameters
+    ----------
+    params : float or nested list of float
+        Parameters, e.g. `weights` (lists of matrices) or `biases`.
+    grads : float or nested list of float
+        ``dE/dp``, with the same nesting and shapes as `params`.
+    lr : float
+        The learning rate ``eta``.
+
+    Returns
+    -------
+    float or nested list of float
+        New parameters with the same nesting as `params`.
+
+    Raises
+    ------
+    ValueError
+        If `params` and `grads` have different lengths at some level.
+    """
+    if isinstance(params, list):
+        if len(params) != len(grads):
+            raise ValueError(f"params and grads must have the same shape; got lengths {len(params)} and {len(grads)}")
+        return [update(p, g, lr) for p, g in zip(params, grads)]
+    return params - lr * grads
+
+
+def step(weights, biases, activations, X, D, lr):
+    """One gradient-descent step on a mini-batch.
+
+    ``w_ij^(l) <- w_ij^(l) - eta dE/dw_ij^(l)`` and
+    ``b_j^(l) <- b_j^(l) - eta dE/db_j^(l)`` (tutorial §3, §4.3), with the
+    gradients of the mean loss from :func:`gradients`.
+
+    Parameters
+    ----------
+    weights, biases, activations : list
+        The network (see the module docstring); not modified.
+    X : list of list of float
+        Mini-batch of input samples.
+    D : list of list of float
+        The matching targets.
+    lr : float
+        The learning rate ``eta``.
+
+    Returns
+    -------
+    E : float
+        Mean squared error over the batch *before* the update.
+    new_weights : list of list of list of float
+        Updated weights (fresh lists).
+    new_biases : list of list of float
+        Updated biases (fresh lists).
+
+    Raises
+    ------
+    ValueError
+        As :func:`gradients`.
+    """
+    E, grad_weights, grad_biases = gradients(weights, biases, activations, X, D)
+    return E, update(weights, grad_weights, lr), update(biases, grad_biases, lr)
+
+
+def numerical_gradients(weights, biases, activations, X, D, eps=1e-6):
+    """Central-difference gradients of the mean batch loss.
+
+    For every parameter ``p`` (each ``w_ij^(l)`` and ``b_j^(l)``), one at a
+    time on a copy of the network,
+    ``dE/dp ~ (E(p + eps) - E(p - eps)) / (2 eps)`` where ``E`` is the mean
+    squared error over the batch, as returned by :func:`gradients`. This is
+    the O(N) forward passes method of tutorial §5, used to check
+    backpropagation.
+
+    Parameters
+    ----------
+    weights, biases, activations : list
+        The network (see the module docstring); not modified.
+    X : list of list of float
+        Mini-batch of input samples.
+    D : list of list of float
+        The matching targets.
+    eps : float, default 1e-6
+        The step ``eps``.
+
+    Returns
+    -------
+    grad_weights : list of list of list of float
+        Estimates of ``dE/dw^(l)``, same shapes as `weights`.
+    grad_biases : list of list of float
+        Estimates of ``dE/db^(l)``, same shapes as `biases`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`gradients`.
+    """
+    _check_batch(X, D)
+    w_copy = [[[float(v) for v in row] for row in w] for w in weights]
+    b_copy = [[float(v) for v in b] for b in biases]
+
+    def central_difference(container, index):
+        original = container[index]
+        container[index] = original + eps
+        e_plus = _mean_loss(w_copy, b_copy, activations, X, D)
+        container[index] = original - eps
+        e_minus = _mean_loss(w_copy, b_copy, activations, X, D)
+        container[index] = original
+        return (e_plus - e_minus) / (2.0 * eps)
+
+    grad_weights = [[[central_difference(row, j) for j in range(len(row))] for row in w] for w in w_copy]
+    grad_biases = [[central_difference(b, j) for j in range(len(b))] for b in b_copy]
+    return grad_weights, grad_biases

@@ -1,0 +1,92 @@
+"""Steady state allocates nothing inside the kernels: checked with numba's runtime statistics.
+
+NUMBA_NRT_STATS must be set before numba is imported, hence the subprocess.
+
+numba itself allocates one small MemInfo record for every array argument it
+unboxes when Python calls a compiled function.  So the test compares each
+method's allocations with those of an empty compiled function called with the
+very same arguments: any difference would be an allocation inside fastbp's
+kernels.  And ``fit`` must allocate the same for 2 epochs as for 50.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import numba
+    import numpy as np
+    from numba.core.runtime import rtsys
+    import fastbp
+    from fastbp import _engine
+    import fastbp.network as network_module
+
+    def allocations():
+        stats = rtsys.get_allocation_stats()
+        return stats.alloc - stats.free, stats.alloc
+
+    @numba.njit
+    def empty(*args):
+        return 0
+
+    recorded = {}
+
+    class RecordingEngine:
+        # stands in for fastbp._engine inside fastbp.network only, recording the arguments of each call
+
+        def __getattr__(self, name):
+            original = getattr(_engine, name)
+
+            def wrapper(*args):
+                recorded[name] = args
+                return original(*args)
+
+            return wrapper
+
+    network_module._engine = RecordingEngine()
+
+    def allocated_by(call):
+        before = allocations()
+        call()
+        after = allocations()
+        return after[1] - before[1], after[0] - before[0]
+
+    rng = np.random.default_rng(0)
+    for sizes, acts, n in [([2, 2, 1], ["sigmoid", "sigmoid"], 1), ([16, 64, 64, 4], ["relu", "tanh", "identity"], 64)]:
+        for dtype in (np.float64, np.float32):
+            net = fastbp.Network(sizes, acts, dtype=dtype, seed=0)
+            X = rng.normal(size=(n, sizes[0])).astype(dtype)
+            D = rng.normal(size=(n, sizes[-1])).astype(dtype)
+            E, g = net.gradients(X, D)
+            net.step(X, D, lr=0.01)
+            net.fit(X, D, epochs=2, lr=0.01, batch_size=8)
+            for name in recorded:
+                empty(*recorded[name])  # compile the probe
+            label = f"{sizes} {np.dtype(dtype).name}"
+            for method, call, kernel in [
+                ("step", lambda: net.step(X, D, lr=0.01), "train_step"),
+                ("gradients(out=g)", lambda: net.gradients(X, D, out=g), "loss_and_gradient"),
+                ("fit 2 epochs", lambda: net.fit(X, D, epochs=2, lr=0.01, batch_size=8), "fit_epochs"),
+            ]:
+                got, leaked = allocated_by(call)
+                boundary, _ = allocated_by(lambda: empty(*recorded[kernel]))
+                print(label, method, "allocations:", got, "argument unboxing:", boundary, "not freed:", leaked)
+                assert got == boundary, (label, method, got, boundary)
+                assert leaked == 0, (label, method, leaked)
+            short, _ = allocated_by(lambda: net.fit(X, D, epochs=2, lr=0.01, batch_size=8))
+            long, _ = allocated_by(lambda: net.fit(X, D, epochs=50, lr=0.01, batch_size=8))
+            print(label, "fit allocations, 2 epochs:", short, "50 epochs:", long)
+            assert short == long
+    print("OK")
+    """
+)
+
+
+def test_step_gradients_and_fit_make_no_numba_allocations():
+    env = dict(os.environ, NUMBA_NRT_STATS="1")
+    result = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout
+    print(result.stdout)

@@ -1,0 +1,163 @@
+"""Each public kernel against the pure-Python reference, and callable from user @njit code."""
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastbp import kernels, reference
+
+from conftest import ACTIVATIONS, assert_close
+
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 4), (33, 17, 9), (64, 40, 30)]  # (n, n_below, n_above); last uses BLAS
+
+
+def arrays(rng, dtype, *shapes, scale=1.0):
+    return [np.ascontiguousarray(rng.uniform(-scale, scale, s).astype(dtype)) for s in shapes]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_dense_forward(shape, dtype, rng):
+    n, k, m = shape
+    y_prev, W, b = arrays(rng, dtype, (n, k), (k, m), (m,))
+    z = np.full((n, m), np.nan, dtype)
+    kernels.dense_forward(y_prev, W, b, z)
+    ref = [[sum(W[i, j] * float(y_prev[s, i]) for i in range(k)) + b[j] for j in range(m)] for s in range(n)]
+    assert_close(z, ref, dtype, what="z")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_forward_and_derivative(name, dtype, rng):
+    z = np.concatenate([rng.normal(0, 3, 40), [0.0, -0.0, 1e-300, -800.0, 800.0, 710.0, -745.5]]).astype(dtype)
+    z = z.reshape(1, -1)
+    y = np.empty_like(z)
+    dy = np.empty_like(z)
+    code = kernels.ACTIVATION_CODES[name]
+    kernels.activation_forward(code, z, y)
+    kernels.activation_derivative(code, z, y, dy)
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(dy))
+    assert_close(y, [[reference.activation(name, float(v)) for v in z[0]]], dtype, what="f(z)")
+    assert_close(dy, [[reference.activation_derivative(name, float(v)) for v in z[0]]], dtype, what="f'(z)")
+    # the named pair gives the same
+    y2, dy2 = np.empty_like(z), np.empty_like(z)
+    getattr(kernels, f"{name}_forward")(z, y2)
+    getattr(kernels, f"{name}_derivative")(z, y2, dy2)
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(dy, dy2)
+
+
+def test_relu_derivative_at_zero_is_zero():
+    z = np.array([[0.0, -0.0, 1e-320, -1e-320]])
+    y, dy = np.empty_like(z), np.empty_like(z)
+    kernels.relu_forward(z, y)
+    kernels.relu_derivative(z, y, dy)
+    np.testing.assert_array_equal(dy, [[0.0, 0.0, 1.0, 0.0]])
+
+
+def test_sigmoid_is_stable_and_warning_free():
+    z = np.array([[-1e308, -800.0, -710.0, 0.0, 710.0, 800.0, 1e308]])
+    y = np.empty_like(z)
+    with np.errstate(all="raise"):
+        kernels.sigmoid_forward(z, y)
+    assert np.all((y >= 0) & (y <= 1))
+    assert y[0, 3] == 0.5 and y[0, -1] == 1.0 and y[0, 0] == 0.0
+    assert kernels.sigmoid_scalar(0.0) == 0.5
+    d = np.empty_like(z)
+    kernels.sigmoid_derivative(z, y, d)
+    assert d[0, 3] == 0.25
+
+
+def test_nan_propagates_through_activations():
+    z = np.array([[np.nan]])
+    for name in ACTIVATIONS:
+        y, dy = np.empty_like(z), np.empty_like(z)
+        code = kernels.ACTIVATION_CODES[name]
+        kernels.activation_forward(code, z, y)
+        kernels.activation_derivative(code, z, y, dy)
+        assert np.isnan(y[0, 0]), name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_error_terms_and_gradients(shape, name, dtype, rng):
+    n, m, n_next = shape  # layer l has m units, layer l+1 has n_next
+    z, d_next, W_next, y_prev_ = arrays(rng, dtype, (n, m), (n, n_next), (m, n_next), (n, 3))
+    code = kernels.ACTIVATION_CODES[name]
+    y = np.empty_like(z)
+    kernels.activation_forward(code, z, y)
+
+    d = arrays(rng, dtype, (n, m))[0]
+    delta_out = np.empty_like(z)
+    kernels.output_delta_squared_error(code, z, y, d, delta_out)
+    for s in range(n):
+        ref = reference.output_delta(y[s].tolist(), d[s].tolist(), z[s].tolist(), name)
+        assert_close(delta_out[s], ref, dtype, what="output delta")
+    E = kernels.squared_error(y, d)
+    assert_close(E, np.mean([reference.squared_error(y[s].tolist(), d[s].tolist()) for s in range(n)]), dtype)
+
+    delta = np.empty_like(z)
+    kernels.hidden_delta(code, d_next, W_next, z, y, delta)
+    for s in range(n):
+        ref = reference.hidden_delta(d_next[s].tolist(), W_next.tolist(), z[s].tolist(), name)
+        assert_close(delta[s], ref, dtype, what="hidden delta")
+
+    # dE/dw_ij = delta_j y_i, averaged over the samples
+    grad_W = np.full((3, m), np.nan, dtype)
+    grad_b = np.full(m, np.nan, dtype)
+    kernels.weight_gradient(y_prev_, delta, 1.0 / n, grad_W)
+    kernels.bias_gradient(delta, 1.0 / n, grad_b)
+    ref_W = [[sum(float(delta[s, j]) * float(y_prev_[s, i]) for s in range(n)) / n for j in range(m)] for i in range(3)]
+    ref_b = [sum(float(delta[s, j]) for s in range(n)) / n for j in range(m)]
+    assert_close(grad_W, ref_W, dtype, what="dE/dW")
+    assert_close(grad_b, ref_b, dtype, what="dE/db")
+
+
+@given(st.integers(1, 300), st.floats(1e-4, 10), st.sampled_from([np.float64, np.float32]))
+def test_gradient_descent_update(n, lr, dtype):
+    rng = np.random.default_rng(n)
+    params, grad = arrays(rng, dtype, (n,), (n,))
+    expected = reference.update(params.astype(np.float64).tolist(), grad.astype(np.float64).tolist(), lr)
+    kernels.gradient_descent_update(params, grad, dtype(lr))
+    assert_close(params, expected, dtype, what="update")
+
+
+def test_kernels_are_callable_from_user_njit_code():
+    @numba.njit
+    def two_layer_step(x, d, W1, b1, W2, b2, z1, y1, z2, y2, delta2, delta1, gW1, gb1, gW2, gb2, lr):
+        kernels.dense_forward(x, W1, b1, z1)
+        kernels.activation_forward(kernels.SIGMOID, z1, y1)
+        kernels.dense_forward(y1, W2, b2, z2)
+        kernels.sigmoid_forward(z2, y2)
+        E = kernels.squared_error(y2, d)
+        kernels.output_delta_squared_error(kernels.SIGMOID, z2, y2, d, delta2)
+        kernels.hidden_delta(kernels.SIGMOID, delta2, W2, z1, y1, delta1)
+        scale = 1.0 / x.shape[0]
+        kernels.weight_gradient(y1, delta2, scale, gW2)
+        kernels.bias_gradient(delta2, scale, gb2)
+        kernels.weight_gradient(x, delta1, scale, gW1)
+        kernels.bias_gradient(delta1, scale, gb1)
+        kernels.gradient_descent_update(W1.reshape(-1), gW1.reshape(-1), lr)
+        kernels.gradient_descent_update(b1, gb1, lr)
+        kernels.gradient_descent_update(W2.reshape(-1), gW2.reshape(-1), lr)
+        kernels.gradient_descent_update(b2, gb2, lr)
+        return E
+
+    # exercise 2(b) of the tutorial
+    x = np.array([[1.0, 0.0]])
+    d = np.array([[1.0]])
+    W1, W2 = np.full((2, 2), 0.5), np.full((2, 1), 0.5)
+    b1, b2 = np.zeros(2), np.zeros(1)
+    bufs = [np.empty((1, 2)), np.empty((1, 2)), np.empty((1, 1)), np.empty((1, 1)), np.empty((1, 1)), np.empty((1, 2))]
+    grads = [np.empty((2, 2)), np.empty(2), np.empty((2, 1)), np.empty(1)]
+    E = two_layer_step(x, d, W1, b1, W2, b2, *bufs, *grads, 0.5)
+    E_ref, W_new, b_new = reference.step([[[0.5, 0.5]] * 2, [[0.5], [0.5]]], [[0.0, 0.0], [0.0]],
+                                         ["sigmoid", "sigmoid"], [[1.0, 0.0]], [[1.0]], 0.5)  # fmt: skip
+    assert E == pytest.approx(E_ref, rel=1e-14)
+    assert_close(W1, W_new[0], np.float64)
+    assert_close(W2, W_new[1], np.float64)
+    assert_close(b1, b_new[0], np.float64)
+    assert_close(b2, b_new[1], np.float64)
