@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+import fastbp
 from fastbp import reference
 
 ACTIVATIONS = reference.ACTIVATION_NAMES
@@ -38,19 +39,47 @@ def to_lists(arrays):
     return [np.asarray(a, dtype=np.float64).tolist() for a in arrays]
 
 
+# Architectures for the code generated per architecture (fastbp._codegen): each new
+# (sizes, activations, dtype) costs a compilation, so tests draw from this fixed list.
+SMALL_ARCHITECTURES = [
+    ([1, 1], ["identity"]),
+    ([2, 2, 1], ["sigmoid", "sigmoid"]),
+    ([1, 2, 1], ["relu", "identity"]),
+    ([3, 5, 2], ["tanh", "sigmoid"]),
+    ([4, 3, 3, 2], ["relu", "tanh", "identity"]),
+    ([2, 5, 4, 3, 4, 1], ["sigmoid", "relu", "tanh", "relu", "identity"]),
+]
+ENGINES = ("generic", "specialized")
+
+
+def build_network(weights, biases, activations, engine):
+    """Network.from_weights on the given engine: "generic" (fastbp._engine) or "specialized" (fastbp._codegen)."""
+    net = fastbp.Network.from_weights(weights, biases, activations)
+    if engine == "generic":
+        net._small = None
+    else:
+        assert net._small_module() is not None, "too big for the specialised code"
+    return net
+
+
 @st.composite
-def networks(draw, max_layers=5, max_width=64, max_batch=128, budget=40_000, dtypes=DTYPES):
+def networks(draw, max_layers=5, max_width=64, max_batch=128, budget=40_000, dtypes=DTYPES, architectures=None):
     """(sizes, activations, weights, biases, X, D, dtype), random within a work budget.
 
     budget caps batch * (multiply-adds of one forward pass), so the pure-Python
     reference stays fast, while depth, width and batch still each reach their
-    maxima (in different examples).
+    maxima (in different examples).  With ``architectures``, sizes and
+    activations are drawn from that list instead.
     """
-    n_layers = draw(st.integers(1, max_layers))
-    sizes = [draw(st.integers(1, max_width)) for _ in range(n_layers + 1)]
+    if architectures is None:
+        n_layers = draw(st.integers(1, max_layers))
+        sizes = [draw(st.integers(1, max_width)) for _ in range(n_layers + 1)]
+        activations = [draw(st.sampled_from(ACTIVATIONS)) for _ in range(n_layers)]
+    else:
+        sizes, activations = draw(st.sampled_from(architectures))
+        n_layers = len(activations)
     macs = sum(a * b for a, b in zip(sizes, sizes[1:]))
     batch = draw(st.integers(1, max(1, min(max_batch, budget // macs))))
-    activations = [draw(st.sampled_from(ACTIVATIONS)) for _ in range(n_layers)]
     dtype = draw(st.sampled_from(dtypes))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)

@@ -33,11 +33,14 @@ SCRIPT = textwrap.dedent(
 
     recorded = {}
 
-    class RecordingEngine:
-        # stands in for fastbp._engine inside fastbp.network only, recording the arguments of each call
+    class Recording:
+        # stands in for a module of compiled functions, recording the arguments of each call
+
+        def __init__(self, module):
+            self.module = module
 
         def __getattr__(self, name):
-            original = getattr(_engine, name)
+            original = getattr(self.module, name)
 
             def wrapper(*args):
                 recorded[name] = args
@@ -45,7 +48,7 @@ SCRIPT = textwrap.dedent(
 
             return wrapper
 
-    network_module._engine = RecordingEngine()
+    network_module._engine = Recording(_engine)
 
     def allocated_by(call):
         before = allocations()
@@ -54,9 +57,12 @@ SCRIPT = textwrap.dedent(
         return after[1] - before[1], after[0] - before[0]
 
     rng = np.random.default_rng(0)
-    for sizes, acts, n in [([2, 2, 1], ["sigmoid", "sigmoid"], 1), ([16, 64, 64, 4], ["relu", "tanh", "identity"], 64)]:
+    cases = [([2, 2, 1], ["sigmoid", "sigmoid"], 1), ([16, 64, 64, 4], ["relu", "tanh", "identity"], 64)]
+    for sizes, acts, n in cases:
         for dtype in (np.float64, np.float32):
             net = fastbp.Network(sizes, acts, dtype=dtype, seed=0)
+            if net._small_module() is not None:  # the architecture-specialised code of small networks
+                net._small = Recording(net._small_module())
             X = rng.normal(size=(n, sizes[0])).astype(dtype)
             D = rng.normal(size=(n, sizes[-1])).astype(dtype)
             E, g = net.gradients(X, D)

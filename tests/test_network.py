@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import fastbp
 from fastbp import reference
 
-from conftest import RTOL, assert_close, networks, to_lists
+from conftest import ENGINES, RTOL, SMALL_ARCHITECTURES, assert_close, build_network, networks, to_lists
 
 
 def ref_forward_batch(weights, biases, activations, X):
@@ -141,10 +141,19 @@ def test_bad_shapes_raise_before_any_kernel_runs():
 # ---------------------------------------------------------------- against the reference
 
 
-@given(networks())
-def test_network_matches_reference(case):
+def engine_cases(engine, **kwargs):
+    """Random architectures for the generic engine; the fixed list for the specialised code."""
+    if engine == "specialized":
+        kwargs["architectures"] = SMALL_ARCHITECTURES
+    return networks(**kwargs)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@given(data=st.data())
+def test_network_matches_reference(engine, data):
+    case = data.draw(engine_cases(engine))
     sizes, activations, weights, biases, X, D, dtype = case
-    net = fastbp.Network.from_weights(weights, biases, activations)
+    net = build_network(weights, biases, activations, engine)
     assert net.dtype == dtype
     W, b = to_lists(weights), to_lists(biases)
     Xl, Dl = X.astype(np.float64).tolist(), D.astype(np.float64).tolist()
@@ -201,12 +210,14 @@ def relu_kink_distance(weights, biases, activations, X):
     return smallest
 
 
-@given(networks(dtypes=(np.float64,), budget=4000))
-def test_backprop_matches_numerical_gradient(case):
+@pytest.mark.parametrize("engine", ENGINES)
+@given(data=st.data())
+def test_backprop_matches_numerical_gradient(engine, data):
+    case = data.draw(engine_cases(engine, dtypes=(np.float64,), budget=4000))
     sizes, activations, weights, biases, X, D, dtype = case
     # Central differences are wrong across a relu kink: keep every relu z clear of 0.
     assume(relu_kink_distance(weights, biases, activations, X) > 1e-4)
-    net = fastbp.Network.from_weights(weights, biases, activations)
+    net = build_network(weights, biases, activations, engine)
     theta = net.flat_parameters.copy()
     E, g = net.gradients(X, D)
     g_num = fastbp.numerical_gradient(net, X, D, eps=1e-6)
@@ -232,11 +243,13 @@ def test_numerical_gradient_of_float32_network_is_float64_and_close():
 # ---------------------------------------------------------------- fit
 
 
-@given(networks(max_layers=3, max_width=16, budget=20_000), st.integers(1, 9), st.integers(1, 3))
-def test_fit_without_shuffle_equals_sequence_of_steps(case, batch_size, epochs):
+@pytest.mark.parametrize("engine", ENGINES)
+@given(data=st.data(), batch_size=st.integers(1, 9), epochs=st.integers(1, 3))
+def test_fit_without_shuffle_equals_sequence_of_steps(engine, data, batch_size, epochs):
+    case = data.draw(engine_cases(engine, max_layers=3, max_width=16, budget=20_000))
     sizes, activations, weights, biases, X, D, dtype = case
-    fitted = fastbp.Network.from_weights(weights, biases, activations)
-    stepped = fitted.copy()
+    fitted = build_network(weights, biases, activations, engine)
+    stepped = build_network(weights, biases, activations, engine)
     history = fitted.fit(X, D, epochs=epochs, lr=0.05, batch_size=batch_size, shuffle=False)
     n = X.shape[0]
     bs = min(batch_size, n)

@@ -16,9 +16,8 @@ C-contiguous slices, which neither copies nor allocates.  Nothing here
 validates: the callers in ``network.py`` do.
 """
 
-import numpy as np
-
 from ._config import jit
+from ._jit_utils import shuffle_in_place
 from .kernels import (
     activation_forward,
     bias_gradient,
@@ -141,28 +140,6 @@ def train_step(
     )
     gradient_descent_update(theta, grad, lr)
     return E
-
-
-@jit
-def _splitmix64(state):
-    """Next (state, 64 random bits) of the SplitMix64 generator; both uint64."""
-    state = state + np.uint64(0x9E3779B97F4A7C15)
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return state, z ^ (z >> np.uint64(31))
-
-
-@jit
-def shuffle_in_place(order, state):
-    """Fisher-Yates shuffle of the int64 array ``order``; returns the new generator state."""
-    for i in range(order.shape[0] - 1, 0, -1):
-        state, bits = _splitmix64(state)
-        j = np.int64(bits % np.uint64(i + 1))
-        tmp = order[i]
-        order[i] = order[j]
-        order[j] = tmp
-    return state
 
 
 @jit

@@ -12,11 +12,12 @@ of :mod:`fastbp._engine` over buffers made once and reused, so the hot paths
 batches.
 """
 
+import math
 import threading
 
 import numpy as np
 
-from . import _engine
+from . import _codegen, _engine
 from ._validation import (
     as_batch,
     as_float_array,
@@ -28,6 +29,9 @@ from ._validation import (
 )
 from .activations import ACTIVATION_NAMES, activation_code, init_bound
 from .losses import check_loss
+
+_LAZY = object()
+_INF = math.inf
 
 
 class Layout:
@@ -311,7 +315,16 @@ class Network:
         self.weights, self.biases = self._layout.split(self._theta)
         self._grad = np.zeros(self._layout.n_params, dtype=dtype)
         self._workspace = None
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
+        self._n_in = sizes[0]
+        self._n_out = sizes[-1]
+        # the architecture-specialised module (see _codegen), loaded on first use; None: use _engine
+        self._small = _LAZY if self._layout.n_params <= _codegen.MAX_PARAMS else None
+
+    def _small_module(self):
+        if self._small is _LAZY:
+            self._small = _codegen.load(self._sizes, self._layout.codes, self._dtype)
+        return self._small
 
     # ------------------------------------------------------------ description
 
@@ -377,11 +390,16 @@ class Network:
         Y : ndarray (n_samples, n_out), or (n_out,) for a 1-D X; a new array.
         """
         X2, one_sample = as_batch(X, "X", self._sizes[0], self._dtype)
+        n = X2.shape[0]
         with self._lock:
-            n = X2.shape[0]
-            ws = self._work(n)
-            _engine.forward_pass(self._theta, *self._layout.arrays(), X2, ws.capacity, ws.z, ws.y)
-            Y = ws.rows(ws.y, self._layout, len(self._activations) - 1, n)
+            small = self._small_module()
+            if small is not None:
+                Y = np.empty((n, self._sizes[-1]), dtype=self._dtype)
+                small.forward(self._theta, X2, Y)
+            else:
+                ws = self._work(n)
+                _engine.forward_pass(self._theta, *self._layout.arrays(), X2, ws.capacity, ws.z, ws.y)
+                Y = ws.rows(ws.y, self._layout, len(self._activations) - 1, n)
         return Y[0] if one_sample else Y
 
     def gradients(self, X, D, out=None):
@@ -411,10 +429,14 @@ class Network:
         else:
             grad = np.empty_like(self._theta)
         with self._lock:
-            ws = self._work(X2.shape[0])
-            E = _engine.loss_and_gradient(
-                self._theta, *self._layout.arrays(), X2, D2, ws.capacity, ws.z, ws.y, ws.delta, grad
-            )
+            small = self._small_module()
+            if small is not None:
+                E = small.loss_and_gradient(self._theta, X2, D2, grad)
+            else:
+                ws = self._work(X2.shape[0])
+                E = _engine.loss_and_gradient(
+                    self._theta, *self._layout.arrays(), X2, D2, ws.capacity, ws.z, ws.y, ws.delta, grad
+                )
         return float(E), out if out is not None else Gradients(self._layout, grad)
 
     def step(self, X, D, lr=0.1):
@@ -432,13 +454,49 @@ class Network:
         E : float
             The batch's loss before the update.
         """
+        small = self._small
+        if small is _LAZY:
+            small = self._small_module()
+        # Fast path (about 1 us in all for a small network): arrays of the right dtype whose shapes
+        # match go straight to the compiled step, which checks for non-finite values and empty
+        # input itself and returns -1.0, untouched, if it finds any.  Everything else, and every
+        # error message, goes through the full validation below.
+        if (
+            small is not None
+            and type(X) is np.ndarray
+            and type(D) is np.ndarray
+            and X.dtype is self._dtype
+            and D.dtype is self._dtype
+            and type(lr) is float
+            and 0.0 < lr < _INF
+        ):
+            xs = X.shape
+            ds = D.shape
+            if (
+                xs[-1] == self._n_in
+                and ds[-1] == self._n_out
+                and len(xs) == len(ds)
+                and (len(xs) == 1 or (len(xs) == 2 and xs[0] == ds[0]))
+            ):
+                lock = self._lock
+                lock.acquire()
+                try:
+                    E = small.train_step(self._theta, X, D, lr)
+                finally:
+                    lock.release()
+                if E >= 0.0 or E != E:
+                    return E
         X2, D2, _ = self._validate_xd(X, D)
-        lr = self._dtype.type(check_positive_number(lr, "lr"))
+        lr = check_positive_number(lr, "lr")
         with self._lock:
-            ws = self._work(X2.shape[0])
-            E = _engine.train_step(
-                self._theta, *self._layout.arrays(), X2, D2, lr, ws.capacity, ws.z, ws.y, ws.delta, self._grad
-            )
+            if small is not None:
+                E = small.train_step(self._theta, X2, D2, lr)
+            else:
+                ws = self._work(X2.shape[0])
+                E = _engine.train_step(
+                    self._theta, *self._layout.arrays(), X2, D2, self._dtype.type(lr),
+                    ws.capacity, ws.z, ws.y, ws.delta, self._grad,
+                )  # fmt: skip
         return float(E)
 
     def fit(self, X, D, epochs=1, lr=0.1, batch_size=32, shuffle=True, seed=None):
@@ -477,6 +535,10 @@ class Network:
         losses = np.zeros(epochs, dtype=np.float64)
         order = np.arange(X2.shape[0], dtype=np.int64)
         with self._lock:
+            small = self._small_module()
+            if small is not None:
+                small.fit_epochs(self._theta, X2, D2, float(lr), batch_size, shuffle, rng_state, order, losses)
+                return History(losses)
             ws = self._work(batch_size)
             _engine.fit_epochs(
                 self._theta, *self._layout.arrays(),

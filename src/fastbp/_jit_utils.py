@@ -1,0 +1,52 @@
+"""Small compiled helpers shared by the engine and the generated code."""
+
+import math
+
+import numpy as np
+from numba.extending import overload
+
+from ._config import jit
+
+
+def as_rows(X):
+    """X as 2-D rows: a 1-D array (one sample) becomes a (1, n) view; a 2-D array is returned as is."""
+    raise NotImplementedError("as_rows is only callable from compiled code")
+
+
+@overload(as_rows, jit_options={"cache": True})
+def _as_rows_overload(X):
+    if X.ndim == 1:
+        return lambda X: X[None, :]
+    return lambda X: X
+
+
+@jit
+def all_finite(A):
+    """True if every entry of the 2-D array A is finite."""
+    for s in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            if not math.isfinite(A[s, j]):
+                return False
+    return True
+
+
+@jit
+def splitmix64(state):
+    """Next (state, 64 random bits) of the SplitMix64 generator; both uint64."""
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@jit
+def shuffle_in_place(order, state):
+    """Fisher-Yates shuffle of the int64 array ``order``; returns the new generator state."""
+    for i in range(order.shape[0] - 1, 0, -1):
+        state, bits = splitmix64(state)
+        j = np.int64(bits % np.uint64(i + 1))
+        tmp = order[i]
+        order[i] = order[j]
+        order[j] = tmp
+    return state
