@@ -23,13 +23,17 @@ settings.register_profile("ci", parent=settings.get_profile("default"), print_bl
 settings.load_profile("default")
 
 
-def assert_close(got, ref, dtype, rtol=None, what=""):
-    """Assert |got - ref| <= rtol * max(max|ref|, tiny) elementwise, with the dtype's tolerance."""
+def assert_close(got, ref, dtype, rtol=None, what="", scale=0.0):
+    """Assert |got - ref| <= rtol * max(max|ref|, scale, tiny) elementwise, with the dtype's tolerance.
+
+    ``scale`` is for results that cancel: after an update w - eta g the
+    rounding is relative to |w| and |eta g|, not to their difference.
+    """
     rtol = RTOL[np.dtype(dtype)] if rtol is None else rtol
     got = np.asarray(got, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     assert got.shape == ref.shape, f"{what}: shape {got.shape} != {ref.shape}"
-    scale = max(float(np.max(np.abs(ref))) if ref.size else 0.0, 1e-300)
+    scale = max(float(np.max(np.abs(ref))) if ref.size else 0.0, scale, 1e-300)
     err = float(np.max(np.abs(got - ref))) if ref.size else 0.0
     assert err <= rtol * scale, f"{what}: max error {err:.3e} > {rtol:.1e} * {scale:.3e}"
 

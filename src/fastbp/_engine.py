@@ -86,27 +86,35 @@ def backward_pass(
 ):
     """Error terms of every layer and the gradient of the batch's mean E into ``grad`` (flat, like theta).
 
-    Needs the buffers filled by :func:`forward_pass` on the same X.
+    Needs the buffers filled by :func:`forward_pass` on the same X.  The deltas
+    left in ``delta_buf`` are those of the mean loss: each sample's delta / n.
     """
     n = X.shape[0]
     n_layers = codes.shape[0]
-    scale = 1.0 / n
     last = n_layers - 1
+    delta_out = layer_rows(delta_buf, capacity, sizes, unit_offsets, last, n)
     output_delta_squared_error(
         codes[last],
         layer_rows(z_buf, capacity, sizes, unit_offsets, last, n),
         layer_rows(y_buf, capacity, sizes, unit_offsets, last, n),
         D,
-        layer_rows(delta_buf, capacity, sizes, unit_offsets, last, n),
+        delta_out,
     )
+    if n > 1:
+        # The 1/n of the mean is applied once, to delta^L: every delta below and
+        # every gradient is linear in it, so no other array needs scaling.
+        scale = 1.0 / n
+        for s in range(n):
+            for j in range(delta_out.shape[1]):
+                delta_out[s, j] *= scale
     for layer in range(last, -1, -1):
         delta = layer_rows(delta_buf, capacity, sizes, unit_offsets, layer, n)
         if layer == 0:
             y_prev = X
         else:
             y_prev = layer_rows(y_buf, capacity, sizes, unit_offsets, layer - 1, n)
-        weight_gradient(y_prev, delta, scale, layer_weights(grad, sizes, w_offsets, layer))
-        bias_gradient(delta, scale, layer_biases(grad, sizes, b_offsets, layer))
+        weight_gradient(y_prev, delta, 1.0, layer_weights(grad, sizes, w_offsets, layer))
+        bias_gradient(delta, 1.0, layer_biases(grad, sizes, b_offsets, layer))
         if layer > 0:
             hidden_delta(
                 codes[layer - 1],
