@@ -248,11 +248,11 @@ def generate_source(sizes, codes, dtype_name):
 
 
 def _module_key(sizes, codes, dtype_name):
-    support = Path(__file__).with_name("_jit_utils.py").read_bytes()
-    kernels = Path(__file__).with_name("kernels.py").read_bytes()
-    config = Path(__file__).with_name("_config.py").read_bytes()
-    text = f"{CODEGEN_VERSION}|{list(sizes)}|{list(codes)}|{dtype_name}".encode()
-    return hashlib.sha256(text + support + kernels + config).hexdigest()[:20]
+    """Hash of the architecture and of every source file of the package the generated code may call."""
+    digest = hashlib.sha256(f"{CODEGEN_VERSION}|{list(sizes)}|{list(codes)}|{dtype_name}".encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:20]
 
 
 def load(sizes, codes, dtype):

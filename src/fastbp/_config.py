@@ -15,9 +15,17 @@ options below hold everywhere:
 
 numba reads these globals when a function is compiled, so changing an
 environment variable needs a new process.
+
+numba's disk cache checks only the timestamp of the file that defines a
+function, not of the files its callees live in: after an edit to
+``kernels.py`` the cached ``_engine`` functions would still run the old
+kernels.  So the package keeps a fingerprint of all its sources next to the
+cache and clears its cached functions when any source changed.
 """
 
+import hashlib
 import os
+from pathlib import Path
 
 import numba
 
@@ -29,6 +37,31 @@ NJIT_OPTIONS = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=T
 # Below this many multiply-adds per layer call, plain loops beat a BLAS call
 # (the call overhead of np.dot is ~0.3-1 us).
 BLAS_MIN_MULTIPLY_ADDS = 1000
+
+
+def _clear_stale_cache():
+    """Delete fastbp's numba cache files if any of the package's sources changed since they were written."""
+    package = Path(__file__).parent
+    cache = package / "__pycache__"
+    sources = sorted(package.glob("*.py"))
+    fingerprint = hashlib.sha256(
+        "".join(f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size};" for p in sources).encode()
+    ).hexdigest()
+    stamp = cache / "fastbp-sources.txt"
+    try:
+        if stamp.exists() and stamp.read_text() == fingerprint:
+            return
+        for pattern in ("*.nbi", "*.nbc"):
+            for f in cache.glob(pattern):
+                f.unlink()
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(fingerprint)
+    except OSError:
+        pass  # a read-only install: numba then does not cache there either
+
+
+if CACHE:
+    _clear_stale_cache()
 
 
 def jit(func=None, **overrides):
