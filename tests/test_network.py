@@ -306,3 +306,46 @@ def test_fit_mean_of_batch_losses():
     h = net.fit(X, D, epochs=1, lr=0.1, batch_size=4, shuffle=False)  # batches of 4, 4, 2
     losses = [twin.step(X[:4], D[:4]), twin.step(X[4:8], D[4:8]), twin.step(X[8:], D[8:])]
     assert h.loss[0] == pytest.approx(np.mean(losses), rel=RTOL[np.dtype(np.float64)])
+
+
+@pytest.mark.parametrize("trainable", [[False, True], [True, False], [False, False]])
+def test_fit_with_frozen_layers_changes_only_trainable_ones(trainable):
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    D = np.array([[0], [1], [1], [0]], dtype=float)
+    net = fastbp.Network([2, 2, 1], ["sigmoid", "sigmoid"], seed=1)
+    before = [(w.copy(), b.copy()) for w, b in zip(net.weights, net.biases)]
+    net.fit(X, D, epochs=50, lr=0.5, batch_size=2, seed=0, trainable=trainable)
+    for layer, flag in enumerate(trainable):
+        w0, b0 = before[layer]
+        if flag:
+            assert not np.array_equal(net.weights[layer], w0)
+        else:
+            assert net.weights[layer].tobytes() == w0.tobytes() and net.biases[layer].tobytes() == b0.tobytes()
+
+
+def test_fit_with_frozen_hidden_layer_equals_manual_output_only_steps():
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    D = np.random.default_rng(1).normal(size=(6, 2))
+    net = fastbp.Network([3, 4, 2], ["tanh", "identity"], seed=0)
+    twin = net.copy()
+    net.fit(X, D, epochs=2, lr=0.1, batch_size=3, shuffle=False, trainable=[False, True])
+    for _ in range(2):
+        for s in range(0, 6, 3):
+            _, g = twin.gradients(X[s : s + 3], D[s : s + 3])
+            twin.weights[1][...] -= 0.1 * g.weights[1]
+            twin.biases[1][...] -= 0.1 * g.biases[1]
+    np.testing.assert_allclose(net.flat_parameters, twin.flat_parameters, rtol=1e-13, atol=1e-15)
+
+
+def test_trainable_all_true_is_plain_fit_and_bad_flags_are_refused():
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    D = np.random.default_rng(1).normal(size=(6, 2))
+    a = fastbp.Network([3, 4, 2], ["tanh", "identity"], seed=0)
+    b = a.copy()
+    a.fit(X, D, epochs=2, lr=0.1, batch_size=3, seed=0, trainable=[True, True])
+    b.fit(X, D, epochs=2, lr=0.1, batch_size=3, seed=0)
+    np.testing.assert_array_equal(a.flat_parameters, b.flat_parameters)
+    with pytest.raises(ValueError, match="trainable must be 2 booleans"):
+        a.fit(X, D, trainable=[True])
+    with pytest.raises(ValueError, match="trainable"):
+        a.fit(X, D, trainable=[1, 0])

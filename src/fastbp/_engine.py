@@ -153,7 +153,7 @@ def train_step(
 @jit
 def fit_epochs(
     theta, sizes, codes, w_offsets, b_offsets, unit_offsets,
-    X, D, lr, batch_size, shuffle, rng_state,
+    X, D, lr, batch_size, shuffle, rng_state, frozen,
     z_buf, y_buf, delta_buf, grad, x_batch, d_batch, order, epoch_losses,
 ):  # fmt: skip
     """Train for ``epoch_losses.shape[0]`` epochs of mini-batch gradient descent.
@@ -162,8 +162,10 @@ def fit_epochs(
     of the rows, kept between epochs and calls), then visits the rows in that
     order in batches of ``batch_size`` (the last one may be smaller), copying
     each batch into ``x_batch``/``d_batch`` (flat, ``batch_size`` rows) and
-    taking one step.  ``epoch_losses[k]`` gets the mean of the batch losses of
-    epoch k.  Returns the generator state for the next call.
+    taking one step.  ``frozen`` is a bool array over the parameters (or of
+    length 0): parameters marked True are not updated.  ``epoch_losses[k]``
+    gets the mean of the batch losses of epoch k.  Returns the generator
+    state for the next call.
     """
     n = X.shape[0]
     n_in = X.shape[1]
@@ -184,22 +186,16 @@ def fit_epochs(
                     xb[r, i] = X[row, i]
                 for j in range(n_out):
                     db[r, j] = D[row, j]
-            total += train_step(
-                theta,
-                sizes,
-                codes,
-                w_offsets,
-                b_offsets,
-                unit_offsets,
-                xb,
-                db,
-                lr,
-                batch_size,
-                z_buf,
-                y_buf,
-                delta_buf,
-                grad,
-            )
+            total += loss_and_gradient(
+                theta, sizes, codes, w_offsets, b_offsets, unit_offsets, xb, db,
+                batch_size, z_buf, y_buf, delta_buf, grad,
+            )  # fmt: skip
+            if frozen.shape[0] == 0:
+                gradient_descent_update(theta, grad, lr)
+            else:
+                for k in range(theta.shape[0]):
+                    if not frozen[k]:
+                        theta[k] -= lr * grad[k]
         epoch_losses[epoch] = total / n_batches
     return rng_state
 

@@ -499,7 +499,7 @@ class Network:
                 )  # fmt: skip
         return float(E)
 
-    def fit(self, X, D, epochs=1, lr=0.1, batch_size=32, shuffle=True, seed=None):
+    def fit(self, X, D, epochs=1, lr=0.1, batch_size=32, shuffle=True, seed=None, trainable=None):
         """Mini-batch gradient descent for whole epochs, compiled end to end.
 
         Parameters
@@ -518,6 +518,12 @@ class Network:
             ``fit`` equals the same sequence of ``step`` calls.
         seed : int or None
             Seeds the shuffling; the same seed gives the same run.
+        trainable : sequence of bool, optional
+            One flag per non-input layer; the weights and biases of a layer
+            marked False stay exactly as they are (its error terms are still
+            computed, so the layers below it still learn).  Default: all True.
+            ``trainable=[False, True]`` trains only the output layer of a
+            one-hidden-layer network, as in the tutorial's exercise 2(c).
 
         Returns
         -------
@@ -532,20 +538,38 @@ class Network:
         rng_state = (
             np.uint64(np.random.default_rng(seed).integers(0, 2**63 - 1, dtype=np.int64)) if shuffle else np.uint64(0)
         )
+        frozen = self._frozen_mask(trainable)
         losses = np.zeros(epochs, dtype=np.float64)
         order = np.arange(X2.shape[0], dtype=np.int64)
         with self._lock:
-            small = self._small_module()
+            small = self._small_module() if frozen.size == 0 else None
             if small is not None:
                 small.fit_epochs(self._theta, X2, D2, float(lr), batch_size, shuffle, rng_state, order, losses)
                 return History(losses)
             ws = self._work(batch_size)
             _engine.fit_epochs(
                 self._theta, *self._layout.arrays(),
-                X2, D2, lr, batch_size, shuffle, rng_state,
+                X2, D2, lr, batch_size, shuffle, rng_state, frozen,
                 ws.z, ws.y, ws.delta, self._grad, ws.x_batch, ws.d_batch, order, losses,
             )  # fmt: skip
         return History(losses)
+
+    def _frozen_mask(self, trainable):
+        """bool (n_params,) marking the parameters of layers not trained; length 0 when all are trained."""
+        if trainable is None:
+            return np.zeros(0, dtype=np.bool_)
+        flags = list(trainable)
+        n_layers = len(self._activations)
+        if len(flags) != n_layers or not all(isinstance(f, (bool, np.bool_)) for f in flags):
+            raise ValueError(f"trainable must be {n_layers} booleans, one per non-input layer, got {trainable!r}")
+        if all(flags):
+            return np.zeros(0, dtype=np.bool_)
+        frozen = np.zeros(self.n_params, dtype=np.bool_)
+        for layer, flag in enumerate(flags):
+            if not flag:
+                start = int(self._layout.w_offsets[layer])
+                frozen[start : int(self._layout.b_offsets[layer]) + self._sizes[layer + 1]] = True
+        return frozen
 
     def trace(self, x, d, lr=None):
         """Every intermediate number of backprop for one sample, as in the tutorial.
