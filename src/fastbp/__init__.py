@@ -8,10 +8,20 @@ Importing fastbp compiles nothing; each kernel is compiled (or loaded from
 numba's on-disk cache) on its first call.
 """
 
-from . import kernels, reference
+from . import errors, kernels, reference
 from .network import Gradients, History, Network, Trace
 from .numerical import numerical_gradient
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "Gradients", "History", "Trace", "numerical_gradient", "kernels", "reference", "__version__"]
+__all__ = [
+    "Network",
+    "Gradients",
+    "History",
+    "Trace",
+    "numerical_gradient",
+    "errors",
+    "kernels",
+    "reference",
+    "__version__",
+]

@@ -21,11 +21,14 @@ Generated functions (X and D may be 1-D for one sample, any strides):
 * ``forward(theta, X, Y)`` -- Y (n, n_out) written;
 * ``loss_and_gradient(theta, X, D, grad)`` -- returns E, grad written (flat);
 * ``train_step(theta, X, D, lr)`` -- one step, returns E before it;
-* ``fit_epochs(theta, X, D, lr, batch_size, shuffle, rng_state, order, epoch_losses)``.
+* ``fit_epochs(theta, X, D, lr, batch_size, shuffle, rng_state, order, epoch_losses)``
+  -- returns -1 when all epochs ran; on the first batch whose loss is not
+  finite, it puts back the parameters at which the last finite loss was
+  measured and returns that batch's index, epoch * n_batches + batch.
 
-Each returns -1.0 without touching ``theta`` when X or D holds a non-finite
-value or no sample (a loss is never negative); the caller then finds out why
-in Python.  ``lr`` is rounded to the dtype first, as ``F(lr)``.
+Each returns -1.0 (``fit_epochs``: -2) without touching ``theta`` when X or D
+holds a non-finite value or no sample (a loss is never negative); the caller
+then finds out why in Python.  ``lr`` is rounded to the dtype first, as ``F(lr)``.
 """
 
 import hashlib
@@ -38,7 +41,7 @@ from pathlib import Path
 from .kernels import RELU, SIGMOID, TANH
 
 MAX_PARAMS = 256
-CODEGEN_VERSION = 1
+CODEGEN_VERSION = 2
 
 _loaded = {}
 
@@ -136,14 +139,14 @@ def _backward_lines(names, codes, indent, param):
     return lines
 
 
-def _check_inputs_lines(indent):
+def _check_inputs_lines(indent, bad="-1.0"):
     pad = " " * indent
     return [
         f"{pad}X2 = as_rows(X)",
         f"{pad}D2 = as_rows(D)",
         f"{pad}n = X2.shape[0]",
         f"{pad}if n == 0 or not all_finite(X2) or not all_finite(D2):",
-        f"{pad}    return -1.0",
+        f"{pad}    return {bad}",
     ]
 
 
@@ -219,10 +222,11 @@ def generate_source(sizes, codes, dtype_name):
         "",
         "@jit",
         "def fit_epochs(theta, X, D, lr, batch_size, shuffle, rng_state, order, epoch_losses):",
-        *_check_inputs_lines(4),
+        *_check_inputs_lines(4, bad="-2"),
         "    eta = F(lr)",
         "    n_batches = (n + batch_size - 1) // batch_size",
         *load,
+        *[f"    p_{name} = {name}" for name, _ in params],
         "    for epoch in range(epoch_losses.shape[0]):",
         "        if shuffle:",
         "            rng_state = shuffle_in_place(order, rng_state)",
@@ -236,12 +240,17 @@ def generate_source(sizes, codes, dtype_name):
         "                r = order[rr]",
         *_forward_lines(names, codes, 16, from_local),
         *_backward_lines(names, codes, 16, from_local),
+        "            if not math.isfinite(E):",
+        "                # diverged: put back the parameters at which the last finite loss was measured",
+        *[f"                theta[{k}] = p_{name}" for name, k in params],
+        "                return epoch * n_batches + batch",
+        *[f"            p_{name} = {name}" for name, _ in params],
         "            scale = 1.0 / m",
         *update(12),
         "            total += E / m",
         "        epoch_losses[epoch] = total / n_batches",
         *store,
-        "    return 0.0",
+        "    return -1",
         "",
     ]
     return "\n".join(src)

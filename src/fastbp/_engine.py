@@ -16,6 +16,8 @@ C-contiguous slices, which neither copies nor allocates.  Nothing here
 validates: the callers in ``network.py`` do.
 """
 
+import math
+
 from ._config import jit
 from ._jit_utils import all_finite, shuffle_in_place
 from .kernels import (
@@ -174,7 +176,7 @@ def checked_train_step(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, 
 def fit_epochs(
     theta, sizes, codes, w_offsets, b_offsets, unit_offsets,
     X, D, lr, batch_size, shuffle, rng_state, frozen,
-    z_buf, y_buf, delta_buf, grad, x_batch, d_batch, order, epoch_losses,
+    z_buf, y_buf, delta_buf, grad, backup, x_batch, d_batch, order, epoch_losses,
 ):  # fmt: skip
     """Train for ``epoch_losses.shape[0]`` epochs of mini-batch gradient descent.
 
@@ -184,8 +186,12 @@ def fit_epochs(
     each batch into ``x_batch``/``d_batch`` (flat, ``batch_size`` rows) and
     taking one step.  ``frozen`` is a bool array over the parameters (or of
     length 0): parameters marked True are not updated.  ``epoch_losses[k]``
-    gets the mean of the batch losses of epoch k.  Returns the generator
-    state for the next call.
+    gets the mean of the batch losses of epoch k.
+
+    Before each update theta is copied to ``backup`` (n_params,).  On the first
+    batch whose loss is not finite, theta is restored from it (the parameters
+    at which the last finite loss was measured) and the function returns the
+    batch's index, epoch * n_batches + batch; it returns -1 when all epochs ran.
     """
     n = X.shape[0]
     n_in = X.shape[1]
@@ -206,10 +212,18 @@ def fit_epochs(
                     xb[r, i] = X[row, i]
                 for j in range(n_out):
                     db[r, j] = D[row, j]
-            total += loss_and_gradient(
+            E = loss_and_gradient(
                 theta, sizes, codes, w_offsets, b_offsets, unit_offsets, xb, db,
                 batch_size, z_buf, y_buf, delta_buf, grad,
             )  # fmt: skip
+            if not math.isfinite(E):
+                if epoch > 0 or batch > 0:
+                    for k in range(theta.shape[0]):
+                        theta[k] = backup[k]
+                return epoch * n_batches + batch
+            total += E
+            for k in range(theta.shape[0]):
+                backup[k] = theta[k]
             if frozen.shape[0] == 0:
                 gradient_descent_update(theta, grad, lr)
             else:
@@ -217,7 +231,7 @@ def fit_epochs(
                     if not frozen[k]:
                         theta[k] -= lr * grad[k]
         epoch_losses[epoch] = total / n_batches
-    return rng_state
+    return -1
 
 
 @jit

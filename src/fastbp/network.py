@@ -28,6 +28,7 @@ from ._validation import (
     check_positive_number,
 )
 from .activations import ACTIVATION_NAMES, activation_code, init_bound
+from .errors import DivergenceError
 from .losses import check_loss
 
 _LAZY = object()
@@ -314,6 +315,7 @@ class Network:
         self._theta = np.zeros(self._layout.n_params, dtype=dtype)
         self.weights, self.biases = self._layout.split(self._theta)
         self._grad = np.zeros(self._layout.n_params, dtype=dtype)
+        self._backup = np.zeros(self._layout.n_params, dtype=dtype)  # fit's copy of the last good parameters
         self._workspace = None
         self._lock = threading.Lock()
         self._n_in = sizes[0]
@@ -551,6 +553,14 @@ class Network:
         -------
         History
             ``history.loss[k]``: the mean of the batch losses E of epoch k.
+
+        Raises
+        ------
+        fastbp.errors.DivergenceError
+            At the first batch whose loss is inf or NaN (checked inside the
+            compiled loop); the parameters at which the last finite loss was
+            measured are put back, and the exception carries the epoch, the
+            batch and the history of the completed epochs.
         """
         X2, D2, _ = self._validate_xd(X, D)
         epochs = check_positive_int(epochs, "epochs")
@@ -566,14 +576,18 @@ class Network:
         with self._lock:
             small = self._small_module() if frozen.size == 0 else None
             if small is not None:
-                small.fit_epochs(self._theta, X2, D2, float(lr), batch_size, shuffle, rng_state, order, losses)
-                return History(losses)
-            ws = self._work(batch_size)
-            _engine.fit_epochs(
-                self._theta, *self._layout.arrays(),
-                X2, D2, lr, batch_size, shuffle, rng_state, frozen,
-                ws.z, ws.y, ws.delta, self._grad, ws.x_batch, ws.d_batch, order, losses,
-            )  # fmt: skip
+                status = small.fit_epochs(self._theta, X2, D2, float(lr), batch_size, shuffle, rng_state, order, losses)
+            else:
+                ws = self._work(batch_size)
+                status = _engine.fit_epochs(
+                    self._theta, *self._layout.arrays(),
+                    X2, D2, lr, batch_size, shuffle, rng_state, frozen,
+                    ws.z, ws.y, ws.delta, self._grad, self._backup, ws.x_batch, ws.d_batch, order, losses,
+                )  # fmt: skip
+        if status >= 0:
+            n_batches = -(-X2.shape[0] // batch_size)
+            epoch, batch = divmod(int(status), n_batches)
+            raise DivergenceError(epoch, batch, History(losses[:epoch].copy()))
         return History(losses)
 
     def _frozen_mask(self, trainable):
