@@ -11,6 +11,7 @@ numba's on-disk cache) on its first call.
 from . import errors, kernels, reference
 from .network import Gradients, History, Network, Trace
 from .numerical import numerical_gradient
+from .persistence import load
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,7 @@ __all__ = [
     "History",
     "Trace",
     "numerical_gradient",
+    "load",
     "errors",
     "kernels",
     "reference",

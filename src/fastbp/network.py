@@ -366,6 +366,12 @@ class Network:
             f"loss={self._loss!r}, dtype={self._dtype.name})"
         )
 
+    def save(self, path):
+        """Write the network to ``path`` (an ``.npz`` file, written atomically); read it with ``fastbp.load``."""
+        from .persistence import save
+
+        save(self, path)
+
     def copy(self):
         """An independent network with the same architecture and parameters."""
         return Network.from_weights(self.weights, self.biases, self._activations, self._loss)

@@ -1,0 +1,107 @@
+"""Saving and loading networks: a ``.npz`` file with a format version and a checksum, never pickle.
+
+Layout of the file (each entry a NumPy array):
+
+* ``format`` -- the string "fastbp-network"; ``version`` -- FORMAT_VERSION;
+* ``sizes`` (int64), ``activations`` (unicode), ``loss``, ``dtype`` (its name);
+* ``parameters`` -- the flat parameter vector, bit for bit;
+* ``checksum`` -- SHA-256 of all of the above, so a corrupted file is refused.
+
+The file is written to a temporary file in the same directory, flushed to
+disk, then renamed over the target: a crash mid-save leaves the previous file
+intact.  Plain SGD keeps no optimizer state, so there is none to save yet;
+a later format version will add it.
+"""
+
+import hashlib
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "fastbp-network"
+FORMAT_VERSION = 1
+_KEYS = ("format", "version", "sizes", "activations", "loss", "dtype", "parameters")
+
+
+def _checksum(arrays):
+    digest = hashlib.sha256()
+    for key in _KEYS:
+        a = np.asarray(arrays[key])
+        digest.update(key.encode())
+        digest.update(str(a.dtype).encode())
+        digest.update(str(a.shape).encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
+
+
+def save(net, path):
+    """Write ``net`` to ``path`` (the name is used as given; ``.npz`` is customary) atomically."""
+    path = Path(path)
+    arrays = {
+        "format": np.array(FORMAT),
+        "version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "sizes": np.array(net.sizes, dtype=np.int64),
+        "activations": np.array(net.activations, dtype=np.str_),
+        "loss": np.array(net.loss),
+        "dtype": np.array(net.dtype.name),
+        "parameters": net.flat_parameters.copy(),
+    }
+    arrays["checksum"] = np.array(_checksum(arrays))
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path):
+    """The network saved in ``path`` by :func:`save`; ValueError for anything else.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        The file is not a fastbp network (truncated, corrupted, foreign or of
+        an unknown format version); the message says which.
+    """
+    from .network import Network
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"{path} is not a readable fastbp network file ({type(exc).__name__}: {exc})") from exc
+    missing = [key for key in (*_KEYS, "checksum") if key not in arrays]
+    if "format" not in arrays or str(arrays["format"]) != FORMAT:
+        raise ValueError(f"{path} is not a fastbp network file (no {FORMAT!r} marker)")
+    version = int(arrays["version"]) if "version" in arrays else None
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path} has format version {version}; this fastbp reads version {FORMAT_VERSION}")
+    if missing:
+        raise ValueError(f"{path} is incomplete: missing {', '.join(missing)}")
+    if str(arrays["checksum"]) != _checksum(arrays):
+        raise ValueError(f"{path} is corrupted: its checksum does not match its contents")
+    sizes = [int(s) for s in arrays["sizes"]]
+    activations = [str(a) for a in arrays["activations"]]
+    parameters = arrays["parameters"]
+    if str(parameters.dtype) != str(arrays["dtype"]):
+        raise ValueError(f"{path} is inconsistent: parameters are {parameters.dtype}, header says {arrays['dtype']}")
+    net = Network(sizes, activations, loss=str(arrays["loss"]), dtype=parameters.dtype, seed=0)
+    if parameters.shape != (net.n_params,):
+        raise ValueError(f"{path} is inconsistent: {parameters.shape[0]} parameters for sizes {sizes} ({net.n_params})")
+    net.flat_parameters[...] = parameters
+    return net
