@@ -98,6 +98,18 @@ def networks(draw, max_layers=5, max_width=64, max_batch=128, budget=40_000, dty
     return sizes, activations, weights, biases, X, D, np.dtype(dtype)
 
 
+FUZZ_COUNTS = {"accepted": 0, "refused": 0}
+
+
+def pytest_terminal_summary(terminalreporter):
+    total = FUZZ_COUNTS["accepted"] + FUZZ_COUNTS["refused"]
+    if total:
+        terminalreporter.write_line(
+            f"fuzz: {total} examples ran: {FUZZ_COUNTS['accepted']} accepted and checked, "
+            f"{FUZZ_COUNTS['refused']} refused with a documented error"
+        )
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

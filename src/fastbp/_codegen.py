@@ -26,8 +26,8 @@ Generated functions (X and D may be 1-D for one sample, any strides):
   finite, it puts back the parameters at which the last finite loss was
   measured and returns that batch's index, epoch * n_batches + batch.
 
-Each returns -1.0 (``fit_epochs``: -2) without touching ``theta`` when X or D
-holds a non-finite value or no sample (a loss is never negative); the caller
+Each returns -1.0 (``fit_epochs``: -2) without touching ``theta`` when X, D or
+theta holds a non-finite value or X no sample (a loss is never negative); the caller
 then finds out why in Python.  ``lr`` is rounded to the dtype first, as ``F(lr)``.
 """
 
@@ -41,7 +41,7 @@ from pathlib import Path
 from .kernels import RELU, SIGMOID, TANH
 
 MAX_PARAMS = 256
-CODEGEN_VERSION = 2
+CODEGEN_VERSION = 3
 
 _loaded = {}
 
@@ -145,7 +145,7 @@ def _check_inputs_lines(indent, bad="-1.0"):
         f"{pad}X2 = as_rows(X)",
         f"{pad}D2 = as_rows(D)",
         f"{pad}n = X2.shape[0]",
-        f"{pad}if n == 0 or not all_finite(X2) or not all_finite(D2):",
+        f"{pad}if n == 0 or not all_finite(X2) or not all_finite(D2) or not all_finite_flat(theta):",
         f"{pad}    return {bad}",
     ]
 
@@ -178,7 +178,7 @@ def generate_source(sizes, codes, dtype_name):
         "import math",
         "import numpy as np",
         "from fastbp._config import jit",
-        "from fastbp._jit_utils import all_finite, as_rows, shuffle_in_place",
+        "from fastbp._jit_utils import all_finite, all_finite_flat, as_rows, shuffle_in_place",
         "from fastbp.kernels import sigmoid_scalar",
         f"F = np.{dtype_name}",
         "",

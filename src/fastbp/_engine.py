@@ -19,7 +19,7 @@ validates: the callers in ``network.py`` do.
 import math
 
 from ._config import jit
-from ._jit_utils import all_finite, shuffle_in_place
+from ._jit_utils import all_finite, all_finite_flat, shuffle_in_place
 from .kernels import (
     activation_forward,
     bias_gradient,
@@ -155,8 +155,8 @@ def train_step(
 @jit
 def checked_loss_and_gradient(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf,
                               delta_buf, grad):  # fmt: skip
-    """:func:`loss_and_gradient`, or -1.0 with nothing written if X or D is empty or not finite."""
-    if X.shape[0] == 0 or not all_finite(X) or not all_finite(D):
+    """:func:`loss_and_gradient`, or -1.0 with nothing written if X or D is empty or X, D or theta not finite."""
+    if X.shape[0] == 0 or not all_finite(X) or not all_finite(D) or not all_finite_flat(theta):
         return -1.0
     return loss_and_gradient(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf,
                              delta_buf, grad)  # fmt: skip
@@ -165,8 +165,8 @@ def checked_loss_and_gradient(theta, sizes, codes, w_offsets, b_offsets, unit_of
 @jit
 def checked_train_step(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, lr, capacity, z_buf, y_buf,
                        delta_buf, grad):  # fmt: skip
-    """:func:`train_step`, or -1.0 with nothing changed if X or D is empty or not finite."""
-    if X.shape[0] == 0 or not all_finite(X) or not all_finite(D):
+    """:func:`train_step`, or -1.0 with nothing changed if X or D is empty or X, D or theta not finite."""
+    if X.shape[0] == 0 or not all_finite(X) or not all_finite(D) or not all_finite_flat(theta):
         return -1.0
     return train_step(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, lr, capacity, z_buf, y_buf,
                       delta_buf, grad)  # fmt: skip

@@ -31,6 +31,15 @@ def all_finite(A):
 
 
 @jit
+def all_finite_flat(a):
+    """True if every entry of the 1-D array a is finite."""
+    for k in range(a.shape[0]):
+        if not math.isfinite(a[k]):
+            return False
+    return True
+
+
+@jit
 def splitmix64(state):
     """Next (state, 64 random bits) of the SplitMix64 generator; both uint64."""
     state = state + np.uint64(0x9E3779B97F4A7C15)

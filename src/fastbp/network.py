@@ -373,8 +373,11 @@ class Network:
         save(self, path)
 
     def copy(self):
-        """An independent network with the same architecture and parameters."""
-        return Network.from_weights(self.weights, self.biases, self._activations, self._loss)
+        """An independent network with the same architecture, parameters and compiled engine."""
+        twin = Network.from_weights(self.weights, self.biases, self._activations, self._loss)
+        if self._small is None:
+            twin._small = None
+        return twin
 
     # ------------------------------------------------------------ computing
 
@@ -384,7 +387,24 @@ class Network:
         return self._workspace
 
     def _validate_xd(self, X, D):
-        return as_inputs_and_targets(X, D, self._sizes[0], self._sizes[-1], self._dtype)
+        """Validated (X, D, both_1d); also refuses a network whose parameters are not all finite."""
+        result = as_inputs_and_targets(X, D, self._sizes[0], self._sizes[-1], self._dtype)
+        self._check_parameters()
+        return result
+
+    def _check_parameters(self):
+        """ValueError naming the first weight or bias that is NaN or infinite (e.g. after an edit of a view)."""
+        if np.all(np.isfinite(self._theta)):
+            return
+        k = int(np.argmax(~np.isfinite(self._theta)))
+        layout = self._layout
+        layer = int(np.searchsorted(layout.w_offsets, k, side="right")) - 1
+        if k >= layout.b_offsets[layer]:
+            where = f"biases[{layer}][{k - int(layout.b_offsets[layer])}]"
+        else:
+            i, j = divmod(k - int(layout.w_offsets[layer]), self._sizes[layer + 1])
+            where = f"weights[{layer}][{i}, {j}]"
+        raise ValueError(f"the network's parameters must be finite, but {where} is {self._theta[k]}")
 
     def forward(self, X):
         """The network's output for each sample.
@@ -398,6 +418,7 @@ class Network:
         Y : ndarray (n_samples, n_out), or (n_out,) for a 1-D X; a new array.
         """
         X2, one_sample = as_batch(X, "X", self._sizes[0], self._dtype)
+        self._check_parameters()
         n = X2.shape[0]
         with self._lock:
             small = self._small_module()

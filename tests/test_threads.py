@@ -1,0 +1,66 @@
+"""Determinism and threads: per-network locks, GIL released in compiled code, no shared state."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import fastbp
+
+
+def data(seed, n=64):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 8)), rng.normal(size=(n, 3))
+
+
+@pytest.mark.parametrize("sizes", [[8, 6, 3], [8, 40, 40, 3]])  # specialised and generic engines
+def test_two_threads_training_two_networks_equal_sequential(sizes):
+    acts = ["tanh"] * (len(sizes) - 2) + ["identity"]
+    jobs = [(fastbp.Network(sizes, acts, seed=s), *data(s)) for s in (1, 2)]
+    sequential = [net.copy() for net, _, _ in jobs]
+    for twin, (_, X, D) in zip(sequential, jobs):
+        twin.fit(X, D, epochs=200, lr=0.01, batch_size=8, seed=5)
+
+    def train(net, X, D):
+        net.fit(X, D, epochs=200, lr=0.01, batch_size=8, seed=5)
+
+    threads = [threading.Thread(target=train, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for twin, (net, _, _) in zip(sequential, jobs):
+        assert net.flat_parameters.tobytes() == twin.flat_parameters.tobytes()
+
+
+@pytest.mark.parametrize("sizes", [[8, 6, 3], [8, 40, 40, 3]])
+def test_fit_on_one_network_from_two_threads_is_serialised(sizes):
+    acts = ["tanh"] * (len(sizes) - 2) + ["identity"]
+    net = fastbp.Network(sizes, acts, seed=0)
+    (Xa, Da), (Xb, Db) = data(1), data(2)
+    a_then_b = net.copy()
+    a_then_b.fit(Xa, Da, epochs=100, lr=0.01, batch_size=8, seed=1)
+    a_then_b.fit(Xb, Db, epochs=100, lr=0.01, batch_size=8, seed=2)
+    b_then_a = net.copy()
+    b_then_a.fit(Xb, Db, epochs=100, lr=0.01, batch_size=8, seed=2)
+    b_then_a.fit(Xa, Da, epochs=100, lr=0.01, batch_size=8, seed=1)
+    threads = [
+        threading.Thread(target=net.fit, args=(Xa, Da), kwargs=dict(epochs=100, lr=0.01, batch_size=8, seed=1)),
+        threading.Thread(target=net.fit, args=(Xb, Db), kwargs=dict(epochs=100, lr=0.01, batch_size=8, seed=2)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = net.flat_parameters.tobytes()
+    assert got in (a_then_b.flat_parameters.tobytes(), b_then_a.flat_parameters.tobytes())
+
+
+def test_same_seed_is_bit_identical():
+    X, D = data(0)
+    runs = []
+    for _ in range(2):
+        net = fastbp.Network([8, 16, 3], ["relu", "identity"], seed=42)
+        h = net.fit(X, D, epochs=20, lr=0.01, batch_size=5, seed=7)
+        runs.append((net.flat_parameters.tobytes(), h.loss.tobytes()))
+    assert runs[0] == runs[1]
