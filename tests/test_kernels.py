@@ -161,3 +161,23 @@ def test_kernels_are_callable_from_user_njit_code():
     assert_close(W2, W_new[1], np.float64)
     assert_close(b1, b_new[0], np.float64)
     assert_close(b2, b_new[1], np.float64)
+
+
+def test_boundscheck_debug_mode_catches_a_wrong_shape(tmp_path):
+    """With NUMBA_BOUNDSCHECK=1 the kernels check every index: a too-small output raises IndexError."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from fastbp import kernels\n"
+        "try:\n"
+        "    kernels.dense_forward(np.ones((4, 3)), np.ones((3, 2)), np.ones(2), np.empty((3, 2)))\n"
+        "except IndexError as exc:\n"
+        "    print('IndexError', exc)\n"
+    )
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "IndexError" in result.stdout
