@@ -1,11 +1,41 @@
-"""The fastbp command, in process and as a subprocess."""
+"""The fastbp command, in process and as a subprocess: `fastbp xor`, --help everywhere, optional packages.
 
+The exercises are tested in test_tutorial_cli.py, the figures and experiments in test_tutorial_cli_plots.py.
+"""
+
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from fastbp.cli import main
+from fastbp.cli import EXIT_MISSING_PACKAGE, main
+
+SUBCOMMANDS = [
+    [],
+    ["exercise"],
+    ["exercise", "1"],
+    ["exercise", "2"],
+    ["xor"],
+    ["plot"],
+    ["plot", "activations"],
+    ["plot", "xor-boundary"],
+    ["experiment"],
+    ["experiment", "frozen-hidden"],
+    ["gradcheck"],
+]
+
+
+def run_fastbp(*args, env=None):
+    """`python -m fastbp args...` in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "fastbp", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def xor_losses(out):
+    return [
+        float(line.split()[1]) for line in out.splitlines() if line.strip()[:1].isdigit() and len(line.split()) == 2
+    ]
 
 
 def test_xor_in_process(capsys):
@@ -13,22 +43,100 @@ def test_xor_in_process(capsys):
     out = capsys.readouterr().out
     assert "learned truth table" in out
     assert "4/4 correct" in out
-    losses = [
-        float(line.split()[1]) for line in out.splitlines() if line.strip()[:1].isdigit() and len(line.split()) == 2
-    ]
+    losses = xor_losses(out)
     assert len(losses) == 10
     assert losses[-1] < losses[0] / 10  # the loss falls
 
 
 def test_xor_as_subprocess():
-    result = subprocess.run([sys.executable, "-m", "fastbp", "xor", "--epochs", "200"], capture_output=True, text=True)
+    result = run_fastbp("xor", "--epochs", "200")
     assert "learned truth table" in result.stdout
     assert result.returncode in (0, 1)  # 200 epochs may be too few to learn XOR: exit 1 says so
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["xor", "--help"]])
+def test_xor_reports_every_tenth_of_the_epochs_and_the_time(capsys):
+    main(["xor", "--epochs", "55"])
+    out = capsys.readouterr().out
+    epochs = [
+        int(line.split()[0]) for line in out.splitlines() if line.strip()[:1].isdigit() and len(line.split()) == 2
+    ]
+    assert epochs == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55]
+    assert "training took" in out and " s (compilation included)" in out
+
+
+def test_xor_without_tqdm_still_works(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `import tqdm` now raises ImportError
+    assert main(["xor", "--epochs", "3000"]) == 0
+    captured = capsys.readouterr()
+    assert "4/4 correct" in captured.out
+    assert len(xor_losses(captured.out)) == 10
+    assert "Traceback" not in captured.err
+
+
+def test_xor_progress_bar_stays_off_stdout(capsys):
+    pytest.importorskip("tqdm")
+    main(["xor", "--epochs", "1000"])
+    captured = capsys.readouterr()
+    assert "epochs:" not in captured.out  # the bar goes to stderr, and only when stderr is a terminal
+    assert captured.err == ""
+
+
+def test_xor_plot_without_matplotlib_says_what_to_install(capsys, monkeypatch, tmp_path):
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)
+    path = tmp_path / "loss.png"
+    assert main(["xor", "--plot", str(path)]) == EXIT_MISSING_PACKAGE
+    captured = capsys.readouterr()
+    assert 'pip install "fastbp[plot]"' in captured.err
+    assert "learned truth table" not in captured.out  # it stops before training
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("argv", SUBCOMMANDS, ids=lambda a: " ".join(a) or "fastbp")
 def test_help(argv, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(argv)
+        main([*argv, "--help"])
     assert exc.value.code == 0
-    assert "usage" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("usage: fastbp")
+    assert len(out.splitlines()) > 3
+
+
+def test_help_as_subprocess():
+    result = run_fastbp("--help")
+    assert result.returncode == 0
+    for command in ("exercise", "xor", "plot", "experiment", "gradcheck"):
+        assert command in result.stdout
+
+
+def test_installed_console_script():
+    """`pip install .` puts a `fastbp` script beside the interpreter."""
+    script = Path(sys.executable).with_name("fastbp.exe" if os.name == "nt" else "fastbp")
+    if not script.exists():
+        pytest.skip("fastbp is not installed as a console script in this environment")
+    result = subprocess.run([str(script), "exercise", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert "usage: fastbp exercise" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["exercise", "1", "--w1", "0.5"],  # needs two numbers
+        ["exercise", "2", "--x", "1"],  # needs two inputs
+        ["exercise", "1", "--lr", "0"],
+        ["exercise", "1", "--lr", "nan"],
+        ["exercise", "1", "--d", "inf"],
+        ["exercise", "1", "--lang", "fr"],
+        ["exercise", "3"],
+        ["xor", "--epochs", "0"],
+        ["plot"],
+        ["experiment", "frozen-hidden", "--seeds", "-1"],
+        ["gradcheck", "--max-n", "ten"],
+    ],
+)
+def test_bad_command_lines_exit_2_with_a_message(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "error:" in capsys.readouterr().err
