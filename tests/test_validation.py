@@ -43,10 +43,16 @@ BAD_CALLS = [
 def test_bad_input_is_refused_and_the_network_is_untouched(engine, what, call, error, message):
     net, X, D = net_and_data(engine)
     net.step(X, D, lr=0.01)  # buffers exist, so their bytes can be compared too
-    before = (net.flat_parameters.tobytes(), net._grad.tobytes())
+
+    def state():
+        ws = net._workspace
+        buffers = b"" if ws is None else ws.z.tobytes() + ws.y.tobytes() + ws.delta.tobytes()
+        return net.flat_parameters.tobytes(), net._grad.tobytes(), net._backup.tobytes(), buffers
+
+    before = state()
     with pytest.raises(error, match=message):
         call(net, X, D)
-    assert (net.flat_parameters.tobytes(), net._grad.tobytes()) == before
+    assert state() == before
 
 
 @pytest.mark.parametrize("engine", ENGINES)
