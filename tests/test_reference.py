@@ -124,16 +124,16 @@ def test_smooth_derivatives_match_finite_differences(name, z):
 @pytest.mark.parametrize("func", [reference.activation, reference.activation_derivative])
 def test_unknown_activation_lists_valid_names(func):
     with pytest.raises(ValueError) as info:
-        func("softplus", 0.0)
+        func("softsign", 0.0)
     message = str(info.value)
-    assert "softplus" in message
+    assert "softsign" in message
     for name in reference.ACTIVATION_NAMES:
         assert name in message
 
 
 def test_forward_rejects_unknown_activation():
     with pytest.raises(ValueError, match="sigmoid"):
-        reference.forward([[[1.0]]], [[0.0]], ["gelu"], [1.0])
+        reference.forward([[[1.0]]], [[0.0]], ["swish"], [1.0])
 
 
 def test_forward_rejects_bad_shapes():
@@ -477,3 +477,70 @@ def test_step_is_gradient_descent():
     assert E_step == E
     assert _flatten(new_w) == pytest.approx([w - eta * g for w, g in zip(_flatten(weights), _flatten(gw))], abs=ABS)
     assert _flatten(new_b) == pytest.approx([b - eta * g for b, g in zip(_flatten(biases), _flatten(gb))], abs=ABS)
+
+
+# --------------------------------------------------------------------------
+# Beyond the tutorial (issue 6): more activations, softmax and the
+# classification losses, each checked against central differences.
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "leaky_relu(0.2)", "elu", "elu(0.5)", "softplus", "gelu"])
+@pytest.mark.parametrize("z", [-2.5, -0.3, 0.7, 3.0])
+def test_extra_activation_derivatives_match_finite_differences(name, z):
+    h = 1e-6
+    numeric = (reference.activation(name, z + h) - reference.activation(name, z - h)) / (2 * h)
+    assert reference.activation_derivative(name, z) == pytest.approx(numeric, rel=1e-7, abs=1e-9)
+
+
+def test_extra_activation_values():
+    assert reference.activation("leaky_relu(0.2)", -2.0) == pytest.approx(-0.4)
+    assert reference.activation("leaky_relu", -2.0) == pytest.approx(-0.02)
+    assert reference.activation("elu", -1.0) == pytest.approx(math.exp(-1.0) - 1.0)
+    assert reference.activation("softplus", 0.0) == pytest.approx(math.log(2.0))
+    assert reference.activation("softplus", 800.0) == pytest.approx(800.0)
+    assert reference.activation("gelu", 1.0) == pytest.approx(0.8413447460685429)
+    y = reference.softmax([1.0, 2.0, 3.0])
+    assert sum(y) == pytest.approx(1.0) and y[2] > y[1] > y[0]
+    assert reference.softmax([1000.0, 0.0]) == pytest.approx([1.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    "activations, loss",
+    [
+        (["tanh", "softmax"], "cross_entropy"),
+        (["relu", "softmax"], "squared_error"),
+        (["elu", "sigmoid"], "binary_cross_entropy"),
+        (["gelu", "softplus"], "squared_error"),
+        (["leaky_relu(0.1)", "identity"], "squared_error"),
+    ],
+)
+def test_extra_gradients_match_numerical(activations, loss):
+    rng = random.Random(5)
+    sizes = [3, 4, 3]
+    weights = [[[rng.uniform(-1, 1) for _ in range(sizes[l + 1])] for _ in range(sizes[l])] for l in range(2)]
+    biases = [[rng.uniform(-0.5, 0.5) for _ in range(sizes[l + 1])] for l in range(2)]
+    X = [[rng.uniform(-1, 1) for _ in range(3)] for _ in range(4)]
+    if loss == "cross_entropy":
+        D = [[1.0 if j == rng.randrange(3) else 0.0 for j in range(3)] for _ in range(4)]
+    else:
+        D = [[rng.uniform(0, 1) for _ in range(3)] for _ in range(4)]
+    E, gW, gb = reference.gradients(weights, biases, activations, X, D, loss=loss)
+    nW, nb = reference.numerical_gradients(weights, biases, activations, X, D, loss=loss)
+    assert E > 0
+    for l in range(2):
+        for i in range(sizes[l]):
+            assert gW[l][i] == pytest.approx(nW[l][i], rel=1e-6, abs=1e-9)
+        assert gb[l] == pytest.approx(nb[l], rel=1e-6, abs=1e-9)
+
+
+def test_cross_entropy_values():
+    z = [2.0, 1.0, 0.1]
+    y = reference.softmax(z)
+    assert reference.loss("cross_entropy", y, [1.0, 0.0, 0.0], z) == pytest.approx(-math.log(y[0]))
+    z = [0.3, -1.2]
+    y = [1 / (1 + math.exp(-v)) for v in z]
+    expected = -(math.log(y[0]) + math.log(1 - y[1]))
+    assert reference.loss("binary_cross_entropy", y, [1.0, 0.0], z) == pytest.approx(expected)
+    # saturated: finite, not log(0)
+    assert reference.loss("binary_cross_entropy", [1.0], [0.0], [800.0]) == pytest.approx(800.0)
+    assert reference.loss("cross_entropy", [1.0, 0.0], [0.0, 1.0], [900.0, 0.0]) == pytest.approx(900.0)

@@ -38,12 +38,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .kernels import RELU, SIGMOID, TANH
+from .kernels import IDENTITY, RELU, SIGMOID, SQUARED_ERROR, TANH
 
 MAX_PARAMS = 256
 CODEGEN_VERSION = 3
 
 _loaded = {}
+
+
+def supports(layout):
+    """True if the network of this Layout gets generated code: small, tutorial activations, squared error."""
+    return (
+        layout.n_params <= MAX_PARAMS
+        and all(int(c) in (IDENTITY, SIGMOID, TANH, RELU) for c in layout.codes)
+        and layout.loss_code == SQUARED_ERROR
+    )
 
 
 def cache_dir():

@@ -5,6 +5,8 @@ A network of L layers is described to these functions by a few integer arrays
 
 * ``sizes`` (L+1,) -- units per layer, input first;
 * ``codes`` (L,) -- activation code of each non-input layer (see ``kernels``);
+* ``alphas`` (L,) -- each layer's activation parameter (leaky_relu slope, elu alpha);
+* ``loss_code`` -- the loss (``kernels.SQUARED_ERROR`` ...), an int;
 * ``w_offsets``, ``b_offsets`` (L,) -- where W and b of each layer start in
   the flat parameter vector ``theta`` (W row-major, then b, layer after layer);
 * ``unit_offsets`` (L+1,) -- prefix sums of ``sizes[1:]``: the units of layer
@@ -26,8 +28,8 @@ from .kernels import (
     dense_forward,
     gradient_descent_update,
     hidden_delta,
-    output_delta_squared_error,
-    squared_error,
+    loss,
+    output_delta,
     weight_gradient,
 )
 
@@ -57,7 +59,7 @@ def layer_rows(buf, capacity, sizes, unit_offsets, layer, n):
 
 
 @jit
-def forward_pass(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, capacity, z_buf, y_buf):
+def forward_pass(theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, X, capacity, z_buf, y_buf):
     """Forward pass of n = X.shape[0] <= capacity samples; z and y of every layer land in the buffers."""
     n = X.shape[0]
     n_layers = codes.shape[0]
@@ -71,20 +73,42 @@ def forward_pass(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, cap
         dense_forward(
             y_prev, layer_weights(theta, sizes, w_offsets, layer), layer_biases(theta, sizes, b_offsets, layer), z
         )
-        activation_forward(codes[layer], z, y)
+        activation_forward(codes[layer], z, y, alphas[layer])
 
 
 @jit
-def forward_loss(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf):
-    """Forward pass, then the mean squared error E of the batch."""
-    forward_pass(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, capacity, z_buf, y_buf)
+def forward_loss(
+    theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf
+):
+    """Forward pass, then the mean loss E of the batch."""
+    forward_pass(theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, X, capacity, z_buf, y_buf)
     last = codes.shape[0] - 1
-    return squared_error(layer_rows(y_buf, capacity, sizes, unit_offsets, last, X.shape[0]), D)
+    n = X.shape[0]
+    return loss(
+        loss_code,
+        layer_rows(z_buf, capacity, sizes, unit_offsets, last, n),
+        layer_rows(y_buf, capacity, sizes, unit_offsets, last, n),
+        D,
+    )
 
 
 @jit
 def backward_pass(
-    theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf, delta_buf, grad
+    theta,
+    sizes,
+    codes,
+    alphas,
+    loss_code,
+    w_offsets,
+    b_offsets,
+    unit_offsets,
+    X,
+    D,
+    capacity,
+    z_buf,
+    y_buf,
+    delta_buf,
+    grad,
 ):
     """Error terms of every layer and the gradient of the batch's mean E into ``grad`` (flat, like theta).
 
@@ -95,12 +119,14 @@ def backward_pass(
     n_layers = codes.shape[0]
     last = n_layers - 1
     delta_out = layer_rows(delta_buf, capacity, sizes, unit_offsets, last, n)
-    output_delta_squared_error(
+    output_delta(
+        loss_code,
         codes[last],
         layer_rows(z_buf, capacity, sizes, unit_offsets, last, n),
         layer_rows(y_buf, capacity, sizes, unit_offsets, last, n),
         D,
         delta_out,
+        alphas[last],
     )
     if n > 1:
         # The 1/n of the mean is applied once, to delta^L: every delta below and
@@ -125,56 +151,178 @@ def backward_pass(
                 layer_rows(z_buf, capacity, sizes, unit_offsets, layer - 1, n),
                 y_prev,
                 layer_rows(delta_buf, capacity, sizes, unit_offsets, layer - 1, n),
+                alphas[layer - 1],
             )
 
 
 @jit
 def loss_and_gradient(
-    theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf, delta_buf, grad
+    theta,
+    sizes,
+    codes,
+    alphas,
+    loss_code,
+    w_offsets,
+    b_offsets,
+    unit_offsets,
+    X,
+    D,
+    capacity,
+    z_buf,
+    y_buf,
+    delta_buf,
+    grad,
 ):
     """E of the batch (mean over samples) and its gradient written into ``grad``."""
-    E = forward_loss(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf)
+    E = forward_loss(
+        theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf
+    )
     backward_pass(
-        theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf, delta_buf, grad
+        theta,
+        sizes,
+        codes,
+        alphas,
+        loss_code,
+        w_offsets,
+        b_offsets,
+        unit_offsets,
+        X,
+        D,
+        capacity,
+        z_buf,
+        y_buf,
+        delta_buf,
+        grad,
     )
     return E
 
 
 @jit
 def train_step(
-    theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, lr, capacity, z_buf, y_buf, delta_buf, grad
+    theta,
+    sizes,
+    codes,
+    alphas,
+    loss_code,
+    w_offsets,
+    b_offsets,
+    unit_offsets,
+    X,
+    D,
+    lr,
+    capacity,
+    z_buf,
+    y_buf,
+    delta_buf,
+    grad,
 ):
     """One gradient-descent step on the batch; returns E before the update."""
     E = loss_and_gradient(
-        theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf, delta_buf, grad
+        theta,
+        sizes,
+        codes,
+        alphas,
+        loss_code,
+        w_offsets,
+        b_offsets,
+        unit_offsets,
+        X,
+        D,
+        capacity,
+        z_buf,
+        y_buf,
+        delta_buf,
+        grad,
     )
     gradient_descent_update(theta, grad, lr)
     return E
 
 
 @jit
-def checked_loss_and_gradient(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf,
-                              delta_buf, grad):  # fmt: skip
+def checked_loss_and_gradient(
+    theta,
+    sizes,
+    codes,
+    alphas,
+    loss_code,
+    w_offsets,
+    b_offsets,
+    unit_offsets,
+    X,
+    D,
+    capacity,
+    z_buf,
+    y_buf,
+    delta_buf,
+    grad,
+):
     """:func:`loss_and_gradient`, or -1.0 with nothing written if X or D is empty or X, D or theta not finite."""
     if X.shape[0] == 0 or not all_finite(X) or not all_finite(D) or not all_finite_flat(theta):
         return -1.0
-    return loss_and_gradient(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf,
-                             delta_buf, grad)  # fmt: skip
+    return loss_and_gradient(
+        theta,
+        sizes,
+        codes,
+        alphas,
+        loss_code,
+        w_offsets,
+        b_offsets,
+        unit_offsets,
+        X,
+        D,
+        capacity,
+        z_buf,
+        y_buf,
+        delta_buf,
+        grad,
+    )
 
 
 @jit
-def checked_train_step(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, lr, capacity, z_buf, y_buf,
-                       delta_buf, grad):  # fmt: skip
+def checked_train_step(
+    theta,
+    sizes,
+    codes,
+    alphas,
+    loss_code,
+    w_offsets,
+    b_offsets,
+    unit_offsets,
+    X,
+    D,
+    lr,
+    capacity,
+    z_buf,
+    y_buf,
+    delta_buf,
+    grad,
+):
     """:func:`train_step`, or -1.0 with nothing changed if X or D is empty or X, D or theta not finite."""
     if X.shape[0] == 0 or not all_finite(X) or not all_finite(D) or not all_finite_flat(theta):
         return -1.0
-    return train_step(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, lr, capacity, z_buf, y_buf,
-                      delta_buf, grad)  # fmt: skip
+    return train_step(
+        theta,
+        sizes,
+        codes,
+        alphas,
+        loss_code,
+        w_offsets,
+        b_offsets,
+        unit_offsets,
+        X,
+        D,
+        lr,
+        capacity,
+        z_buf,
+        y_buf,
+        delta_buf,
+        grad,
+    )
 
 
 @jit
 def fit_epochs(
-    theta, sizes, codes, w_offsets, b_offsets, unit_offsets,
+    theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets,
     X, D, lr, batch_size, shuffle, rng_state, frozen,
     z_buf, y_buf, delta_buf, grad, backup, x_batch, d_batch, order, epoch_losses,
 ):  # fmt: skip
@@ -213,7 +361,7 @@ def fit_epochs(
                 for j in range(n_out):
                     db[r, j] = D[row, j]
             E = loss_and_gradient(
-                theta, sizes, codes, w_offsets, b_offsets, unit_offsets, xb, db,
+                theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, xb, db,
                 batch_size, z_buf, y_buf, delta_buf, grad,
             )  # fmt: skip
             if not math.isfinite(E):
@@ -236,7 +384,7 @@ def fit_epochs(
 
 @jit
 def numerical_gradient_central(
-    theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, eps, capacity, z_buf, y_buf, grad
+    theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, X, D, eps, capacity, z_buf, y_buf, grad
 ):
     """grad[k] = (E(theta + eps e_k) - E(theta - eps e_k)) / (2 eps) for every k: 2N forward passes.
 
@@ -245,8 +393,12 @@ def numerical_gradient_central(
     for k in range(theta.shape[0]):
         original = theta[k]
         theta[k] = original + eps
-        E_plus = forward_loss(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf)
+        E_plus = forward_loss(
+            theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf
+        )
         theta[k] = original - eps
-        E_minus = forward_loss(theta, sizes, codes, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf)
+        E_minus = forward_loss(
+            theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, X, D, capacity, z_buf, y_buf
+        )
         theta[k] = original
         grad[k] = (E_plus - E_minus) / (2.0 * eps)

@@ -33,15 +33,57 @@ IDENTITY = 0
 SIGMOID = 1
 TANH = 2
 RELU = 3
+LEAKY_RELU = 4
+ELU = 5
+SOFTPLUS = 6
+GELU = 7
+SOFTMAX = 8
 
-ACTIVATION_CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
+ACTIVATION_CODES = {
+    "identity": IDENTITY,
+    "sigmoid": SIGMOID,
+    "tanh": TANH,
+    "relu": RELU,
+    "leaky_relu": LEAKY_RELU,
+    "elu": ELU,
+    "softplus": SOFTPLUS,
+    "gelu": GELU,
+    "softmax": SOFTMAX,
+}
+
+SQUARED_ERROR = 0
+CROSS_ENTROPY = 1
+BINARY_CROSS_ENTROPY = 2
+
+LOSS_CODES = {
+    "squared_error": SQUARED_ERROR,
+    "cross_entropy": CROSS_ENTROPY,
+    "binary_cross_entropy": BINARY_CROSS_ENTROPY,
+}
+
+_SQRT_HALF = 0.7071067811865476  # 1 / sqrt(2)
+_INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi)
 
 __all__ = [
     "IDENTITY",
     "SIGMOID",
     "TANH",
     "RELU",
+    "LEAKY_RELU",
+    "ELU",
+    "SOFTPLUS",
+    "GELU",
+    "SOFTMAX",
     "ACTIVATION_CODES",
+    "SQUARED_ERROR",
+    "CROSS_ENTROPY",
+    "BINARY_CROSS_ENTROPY",
+    "LOSS_CODES",
+    "softmax_rows",
+    "loss",
+    "output_delta",
+    "cross_entropy",
+    "binary_cross_entropy",
     "sigmoid_scalar",
     "activation_scalar",
     "activation_derivative_scalar",
@@ -82,23 +124,39 @@ def sigmoid_scalar(z):
 
 
 @jit
-def activation_scalar(code, z):
-    """f(z) for one number; ``code`` is one of IDENTITY, SIGMOID, TANH, RELU."""
+def activation_scalar(code, z, alpha=0.01):
+    """f(z) for one number; ``code`` is an activation code other than SOFTMAX (which needs a whole row).
+
+    ``alpha`` is the slope of leaky_relu for z < 0, or the alpha of elu; the
+    network always passes the layer's own value.
+    """
     if code == SIGMOID:
         return sigmoid_scalar(z)
     if code == TANH:
         return math.tanh(z)
     if code == RELU:
         return z if z > 0 else z * 0.0
+    if code == LEAKY_RELU:
+        return z if z > 0 else alpha * z
+    if code == ELU:
+        return z if z > 0 else alpha * math.expm1(z)
+    if code == SOFTPLUS:
+        # log(1 + e^z) = max(z, 0) + log(1 + e^-|z|), no overflow
+        return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+    if code == GELU:
+        # exact form: z * Phi(z), Phi the standard normal distribution function
+        return 0.5 * z * (1.0 + math.erf(z * _SQRT_HALF))
     return z
 
 
 @jit
-def activation_derivative_scalar(code, z, y):
+def activation_derivative_scalar(code, z, y, alpha=0.01):
     """f'(z) for one number, given z and y = f(z).
 
     sigmoid' = y (1 - y); tanh' = 1 - y^2; ReLU' = 1 if z > 0 else 0 (so
-    ReLU'(0) = 0); identity' = 1.  The result has the type of ``z``.
+    ReLU'(0) = 0); leaky_relu' = 1 if z > 0 else alpha; elu' = 1 if z > 0
+    else y + alpha; softplus' = sigma(z); gelu' = Phi(z) + z phi(z);
+    identity' = 1.  The result has the type of ``z``.
     """
     one = z * 0.0 + 1.0
     if code == SIGMOID:
@@ -107,6 +165,14 @@ def activation_derivative_scalar(code, z, y):
         return one - y * y
     if code == RELU:
         return one if z > 0 else one * 0.0
+    if code == LEAKY_RELU:
+        return one if z > 0 else one * alpha
+    if code == ELU:
+        return one if z > 0 else y + alpha
+    if code == SOFTPLUS:
+        return one * sigmoid_scalar(z)
+    if code == GELU:
+        return 0.5 * (1.0 + math.erf(z * _SQRT_HALF)) + z * _INV_SQRT_2PI * math.exp(-0.5 * z * z)
     return one
 
 
@@ -114,20 +180,46 @@ def activation_derivative_scalar(code, z, y):
 
 
 @jit
-def activation_forward(code, z, y):
-    """y = f(z) elementwise.
+def softmax_rows(z, y):
+    """y[s] = softmax(z[s]) for every row: y_j = e^(z_j - m) / sum_k e^(z_k - m), m = max_k z_k.
+
+    Subtracting the row maximum keeps every exponent <= 0: no overflow for
+    any finite z.  Shapes (n_samples, n_units) both; ``y`` may be ``z``.
+    """
+    n, m = z.shape
+    for s in range(n):
+        top = z[s, 0]
+        for j in range(1, m):
+            if z[s, j] > top:
+                top = z[s, j]
+        total = 0.0
+        for j in range(m):
+            e = _vecmath.exp(z[s, j] - top)
+            y[s, j] = e
+            total += e
+        for j in range(m):
+            y[s, j] /= total
+
+
+@jit
+def activation_forward(code, z, y, alpha=0.01):
+    """y = f(z) elementwise (row-wise for SOFTMAX).
 
     Parameters
     ----------
     code : int
-        IDENTITY, SIGMOID, TANH or RELU.
+        An activation code: IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, ELU,
+        SOFTPLUS, GELU or SOFTMAX.
     z : ndarray (n_samples, n_units)
     y : ndarray (n_samples, n_units), written in place; may be ``z`` itself.
+    alpha : float
+        The slope of leaky_relu below 0, or the alpha of elu.
 
     Notes
     -----
     sigmoid and tanh use the vectorisable versions in ``fastbp._vecmath``
-    (within 4 ulp of libm), so each loop runs as SIMD code.
+    (within 4 ulp of libm), so each loop runs as SIMD code; the other
+    activations call their scalar form.
     """
     n, m = z.shape
     if code == SIGMOID:
@@ -143,21 +235,32 @@ def activation_forward(code, z, y):
             for j in range(m):
                 v = z[s, j]
                 y[s, j] = v if v > 0 else v * 0.0
-    else:
+    elif code == SOFTMAX:
+        softmax_rows(z, y)
+    elif code == IDENTITY:
         for s in range(n):
             for j in range(m):
                 y[s, j] = z[s, j]
+    else:
+        for s in range(n):
+            for j in range(m):
+                y[s, j] = activation_scalar(code, z[s, j], alpha)
 
 
 @jit
-def multiply_by_derivative(code, z, y, delta):
+def multiply_by_derivative(code, z, y, delta, alpha=0.01):
     """delta *= f'(z) elementwise, given y = f(z); the factor that turns dE/dy into dE/dz.
+
+    For SOFTMAX the Jacobian is not diagonal: each row becomes
+    y_j (delta_j - sum_k delta_k y_k).
 
     Parameters
     ----------
     code : int
     z, y : ndarray (n_samples, n_units)
     delta : ndarray (n_samples, n_units), updated in place.
+    alpha : float
+        The slope of leaky_relu below 0, or the alpha of elu.
     """
     n, m = z.shape
     if code == SIGMOID:
@@ -172,25 +275,37 @@ def multiply_by_derivative(code, z, y, delta):
         for s in range(n):
             for j in range(m):
                 delta[s, j] = delta[s, j] if z[s, j] > 0 else delta[s, j] * 0.0
+    elif code == SOFTMAX:
+        for s in range(n):
+            dot = 0.0
+            for k in range(m):
+                dot += delta[s, k] * y[s, k]
+            for j in range(m):
+                delta[s, j] = y[s, j] * (delta[s, j] - dot)
+    elif code != IDENTITY:
+        for s in range(n):
+            for j in range(m):
+                delta[s, j] *= activation_derivative_scalar(code, z[s, j], y[s, j], alpha)
 
 
 @jit
-def activation_derivative(code, z, y, out):
-    """out = f'(z) elementwise, given y = f(z).
+def activation_derivative(code, z, y, out, alpha=0.01):
+    """out = f'(z) elementwise, given y = f(z) (not for SOFTMAX, whose derivative is a matrix).
 
     Parameters
     ----------
     code : int
-        IDENTITY, SIGMOID, TANH or RELU.
     z : ndarray (n_samples, n_units)
     y : ndarray (n_samples, n_units), must equal f(z).
     out : ndarray (n_samples, n_units), written in place.
+    alpha : float
+        The slope of leaky_relu below 0, or the alpha of elu.
     """
     n, m = z.shape
     for s in range(n):
         for j in range(m):
             out[s, j] = 1.0
-    multiply_by_derivative(code, z, y, out)
+    multiply_by_derivative(code, z, y, out, alpha)
 
 
 @jit
@@ -297,7 +412,7 @@ def squared_error(y, d):
 
 
 @jit
-def output_delta_squared_error(code, z, y, d, delta):
+def output_delta_squared_error(code, z, y, d, delta, alpha=0.01):
     """delta_j^L = (y_j - d_j) f'(z_j^L), the output error term of E = 1/2 sum (y - d)^2.
 
     Parameters
@@ -312,11 +427,104 @@ def output_delta_squared_error(code, z, y, d, delta):
     for s in range(n):
         for j in range(m):
             delta[s, j] = y[s, j] - d[s, j]
-    multiply_by_derivative(code, z, y, delta)
+    multiply_by_derivative(code, z, y, delta, alpha)
 
 
 @jit
-def hidden_delta(code, delta_next, W_next, z, y, delta):
+def cross_entropy(z, d):
+    """E = mean over samples of -sum_j d_j log y_j with y = softmax(z), computed from z.
+
+    log y_j = z_j - m - log sum_k e^(z_k - m) (m = max_k z_k) is finite for
+    every finite z, so a saturated output gives a large finite loss, not inf.
+
+    Parameters
+    ----------
+    z, d : ndarray (n_samples, n_out)
+        The output layer's weighted sums and the targets (one-hot rows, or any
+        distribution over the classes).
+    """
+    n, m = z.shape
+    total = 0.0
+    for s in range(n):
+        top = z[s, 0]
+        for j in range(1, m):
+            if z[s, j] > top:
+                top = z[s, j]
+        sum_exp = 0.0
+        for j in range(m):
+            sum_exp += math.exp(z[s, j] - top)
+        log_sum = top + math.log(sum_exp)
+        for j in range(m):
+            total -= d[s, j] * (z[s, j] - log_sum)
+    return total / n
+
+
+@jit
+def binary_cross_entropy(z, d):
+    """E = mean over samples of -sum_j [d_j log y_j + (1 - d_j) log(1 - y_j)] with y = sigma(z).
+
+    Computed from z as max(z, 0) - z d + log(1 + e^-|z|): finite for every
+    finite z, exact for saturated outputs.
+
+    Parameters
+    ----------
+    z, d : ndarray (n_samples, n_out)
+    """
+    n, m = z.shape
+    total = 0.0
+    for s in range(n):
+        for j in range(m):
+            v = z[s, j]
+            total += max(v, 0.0) - v * d[s, j] + math.log1p(math.exp(-abs(v)))
+    return total / n
+
+
+@jit
+def loss(loss_code, z, y, d):
+    """The mean loss of a batch: SQUARED_ERROR from y, CROSS_ENTROPY and BINARY_CROSS_ENTROPY from z."""
+    if loss_code == CROSS_ENTROPY:
+        return cross_entropy(z, d)
+    if loss_code == BINARY_CROSS_ENTROPY:
+        return binary_cross_entropy(z, d)
+    return squared_error(y, d)
+
+
+@jit
+def output_delta(loss_code, code, z, y, d, delta, alpha=0.01):
+    """delta^L = dE/dz^L of one sample per row (not averaged).
+
+    squared error: (y - d) f'(z^L); binary_cross_entropy with sigmoid: y - d;
+    cross_entropy with softmax: y sum_k d_k - d, which is y - d for targets
+    that sum to 1 (one-hot rows).  The derivatives of the loss and of the
+    output activation cancel, so saturated outputs still learn.
+
+    Parameters
+    ----------
+    loss_code : int
+    code : int
+        The output layer's activation.
+    z, y, d : ndarray (n_samples, n_out)
+    delta : ndarray (n_samples, n_out), written in place.
+    alpha : float
+    """
+    n, m = y.shape
+    if loss_code == CROSS_ENTROPY:
+        for s in range(n):
+            total = 0.0
+            for j in range(m):
+                total += d[s, j]
+            for j in range(m):
+                delta[s, j] = y[s, j] * total - d[s, j]
+        return
+    for s in range(n):
+        for j in range(m):
+            delta[s, j] = y[s, j] - d[s, j]
+    if loss_code == SQUARED_ERROR:
+        multiply_by_derivative(code, z, y, delta, alpha)
+
+
+@jit
+def hidden_delta(code, delta_next, W_next, z, y, delta, alpha=0.01):
     """delta_j^l = (sum_k delta_k^(l+1) w_jk^(l+1)) f'(z_j^l), i.e. (delta_next @ W_next.T) * f'(z).
 
     Parameters
@@ -330,6 +538,8 @@ def hidden_delta(code, delta_next, W_next, z, y, delta):
     z, y : ndarray (n_samples, n_units)
         Weighted sums and outputs of layer l.
     delta : ndarray (n_samples, n_units), written in place; must not alias the inputs.
+    alpha : float
+        The slope of leaky_relu below 0, or the alpha of elu (layer l's).
     """
     n, n_next = delta_next.shape
     m = W_next.shape[0]
@@ -342,7 +552,7 @@ def hidden_delta(code, delta_next, W_next, z, y, delta):
                 for k in range(n_next):
                     total += delta_next[s, k] * W_next[j, k]
                 delta[s, j] = total
-    multiply_by_derivative(code, z, y, delta)
+    multiply_by_derivative(code, z, y, delta, alpha)
 
 
 # ---------------------------------------------------------------- gradients and update

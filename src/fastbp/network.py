@@ -27,9 +27,10 @@ from ._validation import (
     check_positive_int,
     check_positive_number,
 )
-from .activations import ACTIVATION_NAMES, activation_code, init_bound
+from .activations import ACTIVATION_NAMES, OUTPUT_ONLY, init_bound, parse_activation
 from .errors import DivergenceError
-from .losses import check_loss
+from .kernels import ACTIVATION_CODES, LOSS_CODES
+from .losses import check_loss, check_pairing
 
 _LAZY = object()
 _INF = math.inf
@@ -38,14 +39,19 @@ _INF = math.inf
 class Layout:
     """Where each layer's W and b sit in a flat vector, and its units in the work buffers.
 
-    Attributes are int64 arrays handed to the compiled functions: ``sizes``
+    Attributes handed to the compiled functions: int64 arrays ``sizes``
     (L+1,), ``codes`` (L,), ``w_offsets`` (L,), ``b_offsets`` (L,),
-    ``unit_offsets`` (L+1,); ``n_params`` is the length of the flat vector.
+    ``unit_offsets`` (L+1,); float64 ``alphas`` (L,), each layer's activation
+    parameter; the int ``loss_code``.  ``n_params`` is the length of the flat
+    vector.
     """
 
-    def __init__(self, sizes, activations):
+    def __init__(self, sizes, activations, loss="squared_error"):
         self.sizes = np.asarray(sizes, dtype=np.int64)
-        self.codes = np.asarray([activation_code(a) for a in activations], dtype=np.int64)
+        parsed = [parse_activation(a) for a in activations]
+        self.codes = np.asarray([ACTIVATION_CODES[name] for name, _ in parsed], dtype=np.int64)
+        self.alphas = np.asarray([value for _, value in parsed], dtype=np.float64)
+        self.loss_code = LOSS_CODES[loss]
         n_layers = len(activations)
         self.w_offsets = np.empty(n_layers, dtype=np.int64)
         self.b_offsets = np.empty(n_layers, dtype=np.int64)
@@ -60,8 +66,8 @@ class Layout:
         self.n_units = int(self.unit_offsets[-1])
 
     def arrays(self):
-        """(sizes, codes, w_offsets, b_offsets, unit_offsets), the compiled functions' first arguments."""
-        return self.sizes, self.codes, self.w_offsets, self.b_offsets, self.unit_offsets
+        """(sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets): the compiled functions' layout."""
+        return self.sizes, self.codes, self.alphas, self.loss_code, self.w_offsets, self.b_offsets, self.unit_offsets
 
     def split(self, flat):
         """(weights, biases): tuples of views of ``flat`` shaped (n_below, n_above) and (n_above,)."""
@@ -217,8 +223,10 @@ def _check_activations(activations, n_layers):
             f"need one activation per non-input layer: {n_layers} for these sizes, "
             f"got {len(activations)} ({activations})"
         )
-    for name in activations:
-        activation_code(name)
+    for layer, spec in enumerate(activations):
+        name = parse_activation(spec)[0]
+        if name in OUTPUT_ONLY and layer != n_layers - 1:
+            raise ValueError(f"{name!r} can only be the output layer's activation, got it for layer {layer + 1}")
     return activations
 
 
@@ -230,10 +238,15 @@ class Network:
     sizes : sequence of int
         Units per layer, input layer first, e.g. ``[2, 2, 1]``.
     activations : sequence of str, or str
-        One of "identity", "sigmoid", "tanh", "relu" per non-input layer
-        (``len(sizes) - 1`` of them); a single string is used for every layer.
+        One per non-input layer (``len(sizes) - 1`` of them): "identity",
+        "sigmoid", "tanh", "relu" (the tutorial's), "leaky_relu" (or
+        "leaky_relu(0.2)" for slope 0.2; default 0.01), "elu" (or "elu(0.5)"),
+        "softplus", "gelu" (exact, with erf), or "softmax" (output layer only).
+        A single string is used for every layer.
     loss : str
-        "squared_error": E = 1/2 sum_j (y_j - d_j)^2, the mean over samples.
+        "squared_error" (E = 1/2 sum_j (y_j - d_j)^2), "cross_entropy" (needs
+        a "softmax" output) or "binary_cross_entropy" (needs a "sigmoid"
+        output); over a batch, the mean over samples.
     dtype : float32 or float64
     seed : int or None
         Seeds the initial weights (``numpy.random.default_rng(seed)``); two
@@ -307,11 +320,12 @@ class Network:
         return net
 
     def _setup(self, sizes, activations, loss, dtype):
+        check_pairing(loss, parse_activation(activations[-1])[0])
         self._sizes = tuple(sizes)
         self._activations = tuple(activations)
         self._loss = loss
         self._dtype = dtype
-        self._layout = Layout(sizes, activations)
+        self._layout = Layout(sizes, activations, loss)
         self._theta = np.zeros(self._layout.n_params, dtype=dtype)
         self.weights, self.biases = self._layout.split(self._theta)
         self._grad = np.zeros(self._layout.n_params, dtype=dtype)
@@ -321,7 +335,7 @@ class Network:
         self._n_in = sizes[0]
         self._n_out = sizes[-1]
         # the architecture-specialised module (see _codegen), loaded on first use; None: use _engine
-        self._small = _LAZY if self._layout.n_params <= _codegen.MAX_PARAMS else None
+        self._small = _LAZY if _codegen.supports(self._layout) else None
 
     def _small_module(self):
         if self._small is _LAZY:

@@ -41,11 +41,34 @@ returns fresh lists. It is slow by design: use it on small shapes only.
 import math
 
 ACTIVATION_NAMES = ("identity", "sigmoid", "tanh", "relu")
+# beyond the tutorial (issue 6): written from their textbook definitions
+EXTRA_ACTIVATION_NAMES = ("leaky_relu", "elu", "softplus", "gelu", "softmax")
+LOSS_NAMES = ("squared_error", "cross_entropy", "binary_cross_entropy")
+_DEFAULT_PARAMETER = {"leaky_relu": 0.01, "elu": 1.0}
 
 
 def _unknown_activation(name):
-    valid = ", ".join(repr(n) for n in ACTIVATION_NAMES)
+    valid = ", ".join(repr(n) for n in ACTIVATION_NAMES + EXTRA_ACTIVATION_NAMES)
     return ValueError(f"unknown activation {name!r}; valid names are {valid}")
+
+
+def _split_spec(spec):
+    """("leaky_relu", 0.2) from "leaky_relu(0.2)"; (name, default) from a bare name."""
+    name, _, rest = spec.partition("(")
+    name = name.strip()
+    if name not in ACTIVATION_NAMES + EXTRA_ACTIVATION_NAMES:
+        raise _unknown_activation(spec)
+    if rest:
+        return name, float(rest.rstrip().rstrip(")"))
+    return name, _DEFAULT_PARAMETER.get(name, 0.0)
+
+
+def softmax(z):
+    """y_j = e^(z_j) / sum_k e^(z_k) of a whole layer, computed with z_j - max_k z_k (same value, no overflow)."""
+    top = max(z)
+    e = [math.exp(z_j - top) for z_j in z]
+    total = sum(e)
+    return [e_j / total for e_j in e]
 
 
 def _sigmoid(z):
@@ -82,6 +105,7 @@ def activation(name, z):
     ValueError
         If `name` is not a known activation; the message lists the valid names.
     """
+    name, a = _split_spec(name)
     if name == "identity":
         return float(z)
     if name == "sigmoid":
@@ -90,7 +114,16 @@ def activation(name, z):
         return math.tanh(z)
     if name == "relu":
         return float(z) if z > 0.0 else 0.0
-    raise _unknown_activation(name)
+    if name == "leaky_relu":
+        return float(z) if z > 0.0 else a * z
+    if name == "elu":
+        return float(z) if z > 0.0 else a * (math.exp(z) - 1.0)
+    if name == "softplus":
+        # log(1 + e^z), written so that e^x is only taken of x <= 0
+        return max(z, 0.0) + math.log(1.0 + math.exp(-abs(z)))
+    if name == "gelu":
+        return z * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+    raise ValueError(f"{name!r} is not an elementwise activation (softmax needs the whole layer)")
 
 
 def activation_derivative(name, z):
@@ -117,6 +150,7 @@ def activation_derivative(name, z):
     ValueError
         If `name` is not a known activation; the message lists the valid names.
     """
+    name, a = _split_spec(name)
     if name == "identity":
         return 1.0
     if name == "sigmoid":
@@ -127,7 +161,16 @@ def activation_derivative(name, z):
         return 1.0 - t * t
     if name == "relu":
         return 1.0 if z > 0.0 else 0.0
-    raise _unknown_activation(name)
+    if name == "leaky_relu":
+        return 1.0 if z > 0.0 else a
+    if name == "elu":
+        return 1.0 if z > 0.0 else a * math.exp(z)
+    if name == "softplus":
+        return _sigmoid(z)
+    if name == "gelu":
+        # d/dz [z Phi(z)] = Phi(z) + z phi(z)
+        return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))) + z * math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    raise ValueError(f"{name!r} has no scalar derivative (the softmax Jacobian is a matrix)")
 
 
 def _check_network(weights, biases, activations, n_in):
@@ -141,8 +184,7 @@ def _check_network(weights, biases, activations, n_in):
         )
     n_below = n_in
     for layer, (w, b, name) in enumerate(zip(weights, biases, activations), start=1):
-        if name not in ACTIVATION_NAMES:
-            raise _unknown_activation(name)
+        _split_spec(name)
         if len(w) != n_below:
             raise ValueError(
                 f"weights[{layer - 1}] must have {n_below} rows (units in layer {layer - 1}); got {len(w)}"
@@ -204,7 +246,10 @@ def forward(weights, biases, activations, x):
         y_below = ys[-1]
         z = [sum(w[i][j] * y_below[i] for i in range(len(y_below))) + b[j] for j in range(len(b))]
         zs.append(z)
-        ys.append([activation(name, z_j) for z_j in z])
+        if _split_spec(name)[0] == "softmax":
+            ys.append(softmax(z))
+        else:
+            ys.append([activation(name, z_j) for z_j in z])
     return zs, ys
 
 
@@ -233,7 +278,32 @@ def squared_error(y, d):
     return 0.5 * sum((y_j - d_j) ** 2 for y_j, d_j in zip(y, d))
 
 
-def output_delta(y, d, z, activation):
+def loss(name, y, d, z):
+    """Loss of one sample; ``name`` in :data:`LOSS_NAMES`.
+
+    * squared_error: ``E = 1/2 sum_j (y_j - d_j)^2``;
+    * cross_entropy (softmax output): ``E = -sum_j d_j log y_j``, with
+      ``log y_j = z_j - log sum_k e^(z_k)``;
+    * binary_cross_entropy (sigmoid output):
+      ``E = -sum_j [d_j log y_j + (1 - d_j) log(1 - y_j)]``, with
+      ``log sigma(z) = -log(1 + e^-z)`` and ``log(1 - sigma(z)) = -log(1 + e^z)``.
+    """
+    if name == "squared_error":
+        return squared_error(y, d)
+    if name == "cross_entropy":
+        top = max(z)
+        log_sum = top + math.log(sum(math.exp(z_k - top) for z_k in z))
+        return -sum(d_j * (z_j - log_sum) for z_j, d_j in zip(z, d))
+    if name == "binary_cross_entropy":
+
+        def log1pexp(x):  # log(1 + e^x) without overflow
+            return max(x, 0.0) + math.log(1.0 + math.exp(-abs(x)))
+
+        return sum(d_j * log1pexp(-z_j) + (1.0 - d_j) * log1pexp(z_j) for z_j, d_j in zip(z, d))
+    raise ValueError(f"unknown loss {name!r}; valid losses are {', '.join(LOSS_NAMES)}")
+
+
+def output_delta(y, d, z, activation, loss="squared_error"):
     """Error term of the output layer (tutorial §4.1.2).
 
     ``delta_j^(L) = dE/dz_j^(L) = (y_j^(L) - d_j) f^(L)'(z_j^(L))``.
@@ -263,6 +333,19 @@ def output_delta(y, d, z, activation):
     """
     if not len(y) == len(d) == len(z):
         raise ValueError(f"y, d and z must have the same length; got {len(y)}, {len(d)} and {len(z)}")
+    if loss == "cross_entropy":
+        # E = -sum_k d_k (z_k - log sum_m e^(z_m)), so dE/dz_j = y_j sum_k d_k - d_j:
+        # y_j - d_j when the targets of a sample sum to 1 (one-hot rows)
+        total = sum(d)
+        return [y_j * total - d_j for y_j, d_j in zip(y, d)]
+    if loss == "binary_cross_entropy":
+        # dE/dz_j = -d_j (1 - y_j) + (1 - d_j) y_j = y_j - d_j
+        return [y_j - d_j for y_j, d_j in zip(y, d)]
+    if _split_spec(activation)[0] == "softmax":
+        # dE/dz_j = sum_k (y_k - d_k) dy_k/dz_j with dy_k/dz_j = y_k ([k == j] - y_j)
+        return [
+            sum((y[k] - d[k]) * y[k] * ((1.0 if k == j else 0.0) - y[j]) for k in range(len(y))) for j in range(len(y))
+        ]
     return [(y_j - d_j) * activation_derivative(activation, z_j) for y_j, d_j, z_j in zip(y, d, z)]
 
 
@@ -307,7 +390,7 @@ def hidden_delta(delta_next, weights_next, z, activation):
     return delta
 
 
-def backward(weights, biases, activations, x, d):
+def backward(weights, biases, activations, x, d, loss="squared_error"):
     """Forward and backward pass of one sample (tutorial §2.2-§4.3).
 
     Computes ``delta^(L)`` with :func:`output_delta`, then
@@ -343,10 +426,10 @@ def backward(weights, biases, activations, x, d):
     """
     zs, ys = forward(weights, biases, activations, x)
     n_layers = len(weights)
-    E = squared_error(ys[n_layers], d)
+    E = _loss(loss, ys[n_layers], d, zs[n_layers])
 
     delta = [None] * (n_layers + 1)
-    delta[n_layers] = output_delta(ys[n_layers], d, zs[n_layers], activations[n_layers - 1])
+    delta[n_layers] = output_delta(ys[n_layers], d, zs[n_layers], activations[n_layers - 1], loss)
     for layer in range(n_layers - 1, 0, -1):
         # weights[layer] holds w^(layer+1), the weights leaving this layer.
         delta[layer] = hidden_delta(delta[layer + 1], weights[layer], zs[layer], activations[layer - 1])
@@ -365,15 +448,18 @@ def backward(weights, biases, activations, x, d):
     }
 
 
-def _mean_loss(weights, biases, activations, X, D):
+_loss = loss
+
+
+def _mean_loss(weights, biases, activations, X, D, loss="squared_error"):
     total = 0.0
     for x, d in zip(X, D):
-        _, ys = forward(weights, biases, activations, x)
-        total += squared_error(ys[-1], d)
+        zs, ys = forward(weights, biases, activations, x)
+        total += _loss(loss, ys[-1], d, zs[-1])
     return total / len(X)
 
 
-def gradients(weights, biases, activations, X, D):
+def gradients(weights, biases, activations, X, D, loss="squared_error"):
     """Mean loss and its gradients over a mini-batch.
 
     With ``N = len(X)`` samples and ``E_n`` the squared error of sample ``n``,
@@ -411,7 +497,7 @@ def gradients(weights, biases, activations, X, D):
     sum_w = [[[0.0] * len(row) for row in w] for w in weights]
     sum_b = [[0.0] * len(b) for b in biases]
     for x, d in zip(X, D):
-        result = backward(weights, biases, activations, x, d)
+        result = backward(weights, biases, activations, x, d, loss)
         total_E += result["E"]
         for acc, g in zip(sum_w, result["grad_weights"]):
             for acc_row, g_row in zip(acc, g):
@@ -454,7 +540,7 @@ def update(params, grads, lr):
     return params - lr * grads
 
 
-def step(weights, biases, activations, X, D, lr):
+def step(weights, biases, activations, X, D, lr, loss="squared_error"):
     """One gradient-descent step on a mini-batch.
 
     ``w_ij^(l) <- w_ij^(l) - eta dE/dw_ij^(l)`` and
@@ -486,11 +572,11 @@ def step(weights, biases, activations, X, D, lr):
     ValueError
         As :func:`gradients`.
     """
-    E, grad_weights, grad_biases = gradients(weights, biases, activations, X, D)
+    E, grad_weights, grad_biases = gradients(weights, biases, activations, X, D, loss)
     return E, update(weights, grad_weights, lr), update(biases, grad_biases, lr)
 
 
-def numerical_gradients(weights, biases, activations, X, D, eps=1e-6):
+def numerical_gradients(weights, biases, activations, X, D, eps=1e-6, loss="squared_error"):
     """Central-difference gradients of the mean batch loss.
 
     For every parameter ``p`` (each ``w_ij^(l)`` and ``b_j^(l)``), one at a
@@ -530,9 +616,9 @@ def numerical_gradients(weights, biases, activations, X, D, eps=1e-6):
     def central_difference(container, index):
         original = container[index]
         container[index] = original + eps
-        e_plus = _mean_loss(w_copy, b_copy, activations, X, D)
+        e_plus = _mean_loss(w_copy, b_copy, activations, X, D, loss)
         container[index] = original - eps
-        e_minus = _mean_loss(w_copy, b_copy, activations, X, D)
+        e_minus = _mean_loss(w_copy, b_copy, activations, X, D, loss)
         container[index] = original
         return (e_plus - e_minus) / (2.0 * eps)
 
