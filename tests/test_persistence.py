@@ -106,3 +106,21 @@ def test_files_holding_pickles_are_never_unpickled(tmp_path):
     np.savez(path, format=np.array([{"evil": 1}], dtype=object))
     with pytest.raises(ValueError):
         fastbp.load(path)
+
+
+@pytest.mark.parametrize("make", [lambda: fastbp.Adam(lr=0.01), lambda: fastbp.SGD(lr=0.05, momentum=0.9), None])
+def test_optimizer_state_is_saved_and_training_resumes_exactly(tmp_path, make):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    D = np.random.default_rng(1).normal(size=(20, 2))
+    net = fastbp.Network([3, 6, 2], ["tanh", "identity"], seed=0)
+    opt = make() if make else None
+    net.fit(X, D, epochs=3, batch_size=5, seed=1, optimizer=opt)
+    net.save(tmp_path / "n.npz")
+    back = fastbp.load(tmp_path / "n.npz")
+    assert type(back.optimizer) is type(net.optimizer)
+    assert back.optimizer.get_params() == net.optimizer.get_params()
+    assert back.optimizer.step_count == net.optimizer.step_count
+    # continue both: identical
+    net.fit(X, D, epochs=3, batch_size=5, seed=2, optimizer=net.optimizer)
+    back.fit(X, D, epochs=3, batch_size=5, seed=2, optimizer=back.optimizer)
+    assert net.flat_parameters.tobytes() == back.flat_parameters.tobytes()

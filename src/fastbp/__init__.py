@@ -11,7 +11,9 @@ numba's on-disk cache) on its first call.
 from . import errors, kernels, reference
 from .network import Gradients, History, Network, Trace
 from .numerical import numerical_gradient
+from .optimizers import SGD, Adam, AdamW
 from .persistence import load
+from .schedules import ExponentialDecay, StepDecay
 
 __version__ = "0.1.0"
 
@@ -22,6 +24,11 @@ __all__ = [
     "Trace",
     "numerical_gradient",
     "load",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "StepDecay",
+    "ExponentialDecay",
     "errors",
     "kernels",
     "reference",

@@ -21,14 +21,18 @@ Generated functions (X and D may be 1-D for one sample, any strides):
 * ``forward(theta, X, Y)`` -- Y (n, n_out) written;
 * ``loss_and_gradient(theta, X, D, grad)`` -- returns E, grad written (flat);
 * ``train_step(theta, X, D, lr)`` -- one step, returns E before it;
-* ``fit_epochs(theta, X, D, lr, batch_size, shuffle, rng_state, order, epoch_losses)``
-  -- returns -1 when all epochs ran; on the first batch whose loss is not
-  finite, it puts back the parameters at which the last finite loss was
-  measured and returns that batch's index, epoch * n_batches + batch.
+* ``fit_epochs(theta, X, D, epoch_lrs, batch_size, shuffle, rng_state, backup,
+  backup_valid, order, epoch_losses)`` -- plain SGD with learning rate
+  ``epoch_lrs[epoch]``; ``rng_state`` (uint64, length 1) is advanced in place;
+  ``backup`` keeps the parameters before the last update across calls
+  (``backup_valid[0]`` says whether it holds any).  Returns -1 when all
+  epochs ran; on the first batch whose loss is not finite, it puts back the
+  parameters at which the last finite loss was measured and returns that
+  batch's index, epoch * n_batches + batch.
 
 Each returns -1.0 (``fit_epochs``: -2) without touching ``theta`` when X, D or
 theta holds a non-finite value or X no sample (a loss is never negative); the caller
-then finds out why in Python.  ``lr`` is rounded to the dtype first, as ``F(lr)``.
+then finds out why in Python.  Learning rates are rounded to the dtype first, as ``F(lr)``.
 """
 
 import hashlib
@@ -41,7 +45,7 @@ from pathlib import Path
 from .kernels import IDENTITY, RELU, SIGMOID, SQUARED_ERROR, TANH
 
 MAX_PARAMS = 256
-CODEGEN_VERSION = 3
+CODEGEN_VERSION = 4
 
 _loaded = {}
 
@@ -230,15 +234,19 @@ def generate_source(sizes, codes, dtype_name):
         "",
         "",
         "@jit",
-        "def fit_epochs(theta, X, D, lr, batch_size, shuffle, rng_state, order, epoch_losses):",
+        "def fit_epochs(theta, X, D, epoch_lrs, batch_size, shuffle, rng_state, backup, backup_valid, order,",
+        "               epoch_losses):",
         *_check_inputs_lines(4, bad="-2"),
-        "    eta = F(lr)",
         "    n_batches = (n + batch_size - 1) // batch_size",
         *load,
-        *[f"    p_{name} = {name}" for name, _ in params],
+        "    if backup_valid[0]:",
+        *[f"        p_{name} = backup[{k}]" for name, k in params],
+        "    else:",
+        *[f"        p_{name} = {name}" for name, _ in params],
         "    for epoch in range(epoch_losses.shape[0]):",
+        "        eta = F(epoch_lrs[epoch])",
         "        if shuffle:",
-        "            rng_state = shuffle_in_place(order, rng_state)",
+        "            rng_state[0] = shuffle_in_place(order, rng_state[0])",
         "        total = 0.0",
         "        for batch in range(n_batches):",
         "            start = batch * batch_size",
@@ -254,11 +262,13 @@ def generate_source(sizes, codes, dtype_name):
         *[f"                theta[{k}] = p_{name}" for name, k in params],
         "                return epoch * n_batches + batch",
         *[f"            p_{name} = {name}" for name, _ in params],
+        "            backup_valid[0] = 1",
         "            scale = 1.0 / m",
         *update(12),
         "            total += E / m",
         "        epoch_losses[epoch] = total / n_batches",
         *store,
+        *[f"    backup[{k}] = p_{name}" for name, k in params],
         "    return -1",
         "",
     ]

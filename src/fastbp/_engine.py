@@ -23,12 +23,15 @@ import math
 from ._config import jit
 from ._jit_utils import all_finite, all_finite_flat, shuffle_in_place
 from .kernels import (
+    CROSS_ENTROPY,
+    SQUARED_ERROR,
     activation_forward,
     bias_gradient,
     dense_forward,
     gradient_descent_update,
     hidden_delta,
     loss,
+    optimizer_update,
     output_delta,
     weight_gradient,
 )
@@ -321,34 +324,71 @@ def checked_train_step(
 
 
 @jit
+def count_correct(loss_code, y, d):
+    """Samples of a batch whose class is right: argmax of y = argmax of d (cross_entropy), or
+    every output on the right side of 0.5 (binary_cross_entropy)."""
+    n, m = y.shape
+    correct = 0
+    for s in range(n):
+        if loss_code == CROSS_ENTROPY:
+            best_y = 0
+            best_d = 0
+            for j in range(1, m):
+                if y[s, j] > y[s, best_y]:
+                    best_y = j
+                if d[s, j] > d[s, best_d]:
+                    best_d = j
+            correct += best_y == best_d
+        else:
+            ok = True
+            for j in range(m):
+                ok = ok and ((y[s, j] >= 0.5) == (d[s, j] >= 0.5))
+            correct += ok
+    return correct
+
+
+@jit
 def fit_epochs(
     theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets,
-    X, D, lr, batch_size, shuffle, rng_state, frozen,
-    z_buf, y_buf, delta_buf, grad, backup, x_batch, d_batch, order, epoch_losses,
+    X, D, epoch_lrs, batch_size, shuffle, rng_state,
+    opt_code, hyper, state1, state2, step_count, frozen,
+    z_buf, y_buf, delta_buf, grad, backup, backup_valid, x_batch, d_batch, order, epoch_losses, epoch_correct,
 ):  # fmt: skip
-    """Train for ``epoch_losses.shape[0]`` epochs of mini-batch gradient descent.
+    """Train for ``epoch_losses.shape[0]`` epochs of mini-batch training with an optimizer.
 
     Each epoch optionally shuffles ``order`` (int64, length n, a permutation
-    of the rows, kept between epochs and calls), then visits the rows in that
-    order in batches of ``batch_size`` (the last one may be smaller), copying
-    each batch into ``x_batch``/``d_batch`` (flat, ``batch_size`` rows) and
-    taking one step.  ``frozen`` is a bool array over the parameters (or of
-    length 0): parameters marked True are not updated.  ``epoch_losses[k]``
-    gets the mean of the batch losses of epoch k.
+    of the rows, kept between epochs and calls; ``rng_state`` is a uint64
+    array of length 1, advanced in place), then visits the rows in that order
+    in batches of ``batch_size`` (the last one may be smaller), copying each
+    batch into ``x_batch``/``d_batch`` (flat, ``batch_size`` rows), and makes
+    one :func:`kernels.optimizer_update` with the epoch's learning rate
+    ``epoch_lrs[epoch]``.  ``step_count`` (int64, length 1) counts the updates.
+    ``frozen``: bool over the parameters, or length 0.  ``epoch_losses[k]``
+    gets the mean of the batch losses of epoch k and, for a classification
+    loss, ``epoch_correct[k]`` the number of samples whose class the network
+    got right while training through epoch k.
 
-    Before each update theta is copied to ``backup`` (n_params,).  On the first
-    batch whose loss is not finite, theta is restored from it (the parameters
-    at which the last finite loss was measured) and the function returns the
-    batch's index, epoch * n_batches + batch; it returns -1 when all epochs ran.
+    Before each update theta and the optimizer state are copied to ``backup``
+    (length n_params + len(state1) + len(state2)) and ``backup_valid[0]`` is
+    set to 1 (the caller sets it to 0 before a run).  On the first batch whose
+    loss is not finite they are restored from it (the parameters at which the
+    last finite loss was measured) and the function returns the batch's index,
+    epoch * n_batches + batch; it returns -1 when all epochs ran.
     """
     n = X.shape[0]
     n_in = X.shape[1]
     n_out = D.shape[1]
+    n_params = theta.shape[0]
+    n1 = state1.shape[0]
+    n2 = state2.shape[0]
     n_batches = (n + batch_size - 1) // batch_size
+    last = codes.shape[0] - 1
+    classify = loss_code != SQUARED_ERROR
     for epoch in range(epoch_losses.shape[0]):
         if shuffle:
-            rng_state = shuffle_in_place(order, rng_state)
+            rng_state[0] = shuffle_in_place(order, rng_state[0])
         total = 0.0
+        correct = 0
         for batch in range(n_batches):
             start = batch * batch_size
             m = min(batch_size, n - start)
@@ -365,20 +405,29 @@ def fit_epochs(
                 batch_size, z_buf, y_buf, delta_buf, grad,
             )  # fmt: skip
             if not math.isfinite(E):
-                if epoch > 0 or batch > 0:
-                    for k in range(theta.shape[0]):
+                if backup_valid[0]:
+                    for k in range(n_params):
                         theta[k] = backup[k]
+                    for k in range(n1):
+                        state1[k] = backup[n_params + k]
+                    for k in range(n2):
+                        state2[k] = backup[n_params + n1 + k]
+                    step_count[0] -= 1
                 return epoch * n_batches + batch
             total += E
-            for k in range(theta.shape[0]):
+            if classify:
+                correct += count_correct(loss_code, layer_rows(y_buf, batch_size, sizes, unit_offsets, last, m), db)
+            for k in range(n_params):
                 backup[k] = theta[k]
-            if frozen.shape[0] == 0:
-                gradient_descent_update(theta, grad, lr)
-            else:
-                for k in range(theta.shape[0]):
-                    if not frozen[k]:
-                        theta[k] -= lr * grad[k]
+            for k in range(n1):
+                backup[n_params + k] = state1[k]
+            for k in range(n2):
+                backup[n_params + n1 + k] = state2[k]
+            backup_valid[0] = 1
+            step_count[0] += 1
+            optimizer_update(opt_code, theta, grad, epoch_lrs[epoch], hyper, state1, state2, step_count[0], frozen)
         epoch_losses[epoch] = total / n_batches
+        epoch_correct[epoch] = correct
     return -1
 
 

@@ -624,3 +624,89 @@ def gradient_descent_update(params, grad, lr):
     """
     for k in range(params.shape[0]):
         params[k] -= lr * grad[k]
+
+
+# ---------------------------------------------------------------- optimizers
+
+SGD = 0
+ADAM = 1
+ADAMW = 2
+
+# positions in the ``hyper`` array of :func:`optimizer_update`
+H_LR, H_MOMENTUM, H_BETA1, H_BETA2, H_EPS, H_WEIGHT_DECAY, H_NESTEROV = 0, 1, 1, 2, 3, 4, 5
+N_HYPER = 6
+
+
+@jit
+def optimizer_update(code, theta, grad, lr, hyper, state1, state2, t, frozen):
+    """One optimizer step on the flat parameters, with PyTorch's update rules.
+
+    Parameters
+    ----------
+    code : int
+        SGD, ADAM or ADAMW.
+    theta, grad : ndarray (N,)
+        Parameters (updated in place) and dE/dtheta.
+    lr : float
+        This step's learning rate.
+    hyper : float64 ndarray (N_HYPER,)
+        SGD: [_, momentum, _, _, weight_decay, nesterov]; ADAM/ADAMW:
+        [_, beta1, beta2, eps, weight_decay, _].
+    state1, state2 : ndarray (N,) or (0,)
+        SGD: the velocity (state1) when momentum > 0; ADAM/ADAMW: the first
+        and second moment estimates m and v.
+    t : int
+        The step number, starting at 1 (Adam's bias correction).
+    frozen : bool ndarray (N,) or (0,)
+        Parameters marked True are left alone (their state too).
+
+    Notes
+    -----
+    SGD: g = grad + weight_decay theta; v = momentum v + g; theta -= lr (g +
+    momentum v if nesterov else v) (plain theta -= lr g without momentum).
+    Adam: g = grad + weight_decay theta; m = b1 m + (1 - b1) g; v = b2 v +
+    (1 - b2) g^2; theta -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+    AdamW: theta *= 1 - lr weight_decay first, then Adam without the L2 term.
+    """
+    n = theta.shape[0]
+    has_frozen = frozen.shape[0] > 0
+    weight_decay = hyper[H_WEIGHT_DECAY]
+    if code == SGD:
+        momentum = hyper[H_MOMENTUM]
+        nesterov = hyper[H_NESTEROV] != 0.0
+        if momentum == 0.0 and weight_decay == 0.0:
+            # plain gradient descent, in the parameters' dtype exactly as gradient_descent_update
+            for k in range(n):
+                if not (has_frozen and frozen[k]):
+                    theta[k] -= lr * grad[k]
+            return
+        for k in range(n):
+            if has_frozen and frozen[k]:
+                continue
+            g = grad[k]
+            if weight_decay != 0.0:
+                g = g + weight_decay * theta[k]
+            if momentum != 0.0:
+                v = momentum * state1[k] + g
+                state1[k] = v
+                g = g + momentum * v if nesterov else v
+            theta[k] -= lr * g
+        return
+    beta1 = hyper[H_BETA1]
+    beta2 = hyper[H_BETA2]
+    eps = hyper[H_EPS]
+    step_size = lr / (1.0 - beta1**t)
+    sqrt_bias2 = math.sqrt(1.0 - beta2**t)
+    for k in range(n):
+        if has_frozen and frozen[k]:
+            continue
+        g = grad[k]
+        if code == ADAMW:
+            theta[k] *= 1.0 - lr * weight_decay
+        elif weight_decay != 0.0:
+            g = g + weight_decay * theta[k]
+        m = beta1 * state1[k] + (1.0 - beta1) * g
+        v = beta2 * state2[k] + (1.0 - beta2) * g * g
+        state1[k] = m
+        state2[k] = v
+        theta[k] -= step_size * m / (math.sqrt(v) / sqrt_bias2 + eps)

@@ -31,6 +31,7 @@ from .activations import ACTIVATION_NAMES, OUTPUT_ONLY, init_bound, parse_activa
 from .errors import DivergenceError
 from .kernels import ACTIVATION_CODES, LOSS_CODES
 from .losses import check_loss, check_pairing
+from .optimizers import make_optimizer
 
 _LAZY = object()
 _INF = math.inf
@@ -121,10 +122,30 @@ class Gradients:
 
 
 class History:
-    """What ``fit`` saw. ``loss[k]`` is the mean of the batch losses E during epoch k (float64, (epochs,))."""
+    """What ``fit`` saw, one entry per epoch (float64 arrays).
 
-    def __init__(self, loss):
+    Attributes
+    ----------
+    loss : ndarray (epochs,)
+        ``loss[k]``: the mean of the batch losses E during epoch k.
+    accuracy : ndarray (epochs,) or None
+        Classification losses only: the fraction of training samples whose
+        class was right as training went through epoch k.
+    val_loss, val_accuracy : ndarray (epochs,) or None
+        With ``validation_data``: the loss (and accuracy) on it after epoch k.
+    lr : ndarray (epochs,)
+        The learning rate of each epoch.
+    best_epoch : int or None
+        With early stopping: the epoch whose parameters were kept.
+    """
+
+    def __init__(self, loss, accuracy=None, val_loss=None, val_accuracy=None, lr=None, best_epoch=None):
         self.loss = loss
+        self.accuracy = accuracy
+        self.val_loss = val_loss
+        self.val_accuracy = val_accuracy
+        self.lr = lr
+        self.best_epoch = best_epoch
 
     @property
     def epochs(self):
@@ -133,7 +154,78 @@ class History:
     def __repr__(self):
         if len(self.loss) == 0:
             return "History(epochs=0)"
-        return f"History(epochs={len(self.loss)}, loss[0]={self.loss[0]:.6g}, loss[-1]={self.loss[-1]:.6g})"
+        parts = [f"epochs={len(self.loss)}", f"loss[0]={self.loss[0]:.6g}", f"loss[-1]={self.loss[-1]:.6g}"]
+        if self.val_loss is not None:
+            parts.append(f"val_loss[-1]={self.val_loss[-1]:.6g}")
+        if self.accuracy is not None:
+            parts.append(f"accuracy[-1]={self.accuracy[-1]:.4g}")
+        return f"History({', '.join(parts)})"
+
+
+class _FitRun:
+    """The buffers and state of one ``fit`` call, so that it can run in one compiled call or epoch by epoch."""
+
+    def __init__(self, net, X, D, epoch_lrs, batch_size, shuffle, seed, opt, frozen):
+        self.net, self.X, self.D = net, X, D
+        self.n = X.shape[0]
+        self.epoch_lrs = epoch_lrs
+        # the compiled update multiplies lr (in the network's dtype, as step does) by the gradient
+        self.epoch_lrs_dtype = epoch_lrs.astype(net.dtype)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.opt = opt
+        self.frozen = frozen
+        seed_bits = np.random.default_rng(seed).integers(0, 2**63 - 1, dtype=np.int64) if shuffle else 0
+        self.rng_state = np.array([seed_bits], dtype=np.uint64)
+        self.order = np.arange(self.n, dtype=np.int64)
+        epochs = len(epoch_lrs)
+        self.losses = np.zeros(epochs)
+        self.correct = np.zeros(epochs, dtype=np.int64)
+        self.step_count = np.array([opt.step_count], dtype=np.int64)
+        self.backup_valid = np.zeros(1, dtype=np.int64)
+        self.small = None
+        if frozen.size == 0 and getattr(opt, "is_plain", lambda: False)():
+            self.small = net._small_module()
+        if self.small is not None:
+            self.backup = net._backup
+        else:
+            self.backup = np.empty(net.n_params + opt.state1.shape[0] + opt.state2.shape[0], dtype=net.dtype)
+            self.hyper = opt.hyper()
+            self.ws = net._work(batch_size)
+
+    def epochs(self, start, stop):
+        """Train epochs start..stop-1 (indices into this run's arrays); DivergenceError on a non-finite loss."""
+        net = self.net
+        lrs = self.epoch_lrs_dtype[start:stop]
+        losses = self.losses[start:stop]
+        if self.small is not None:
+            status = self.small.fit_epochs(
+                net._theta, self.X, self.D, lrs, self.batch_size, self.shuffle, self.rng_state,
+                self.backup, self.backup_valid, self.order, losses,
+            )  # fmt: skip
+            self.opt.step_count += (stop - start) * -(-self.n // self.batch_size) if status < 0 else 0
+        else:
+            ws = self.ws
+            status = _engine.fit_epochs(
+                net._theta, *net._layout.arrays(),
+                self.X, self.D, lrs, self.batch_size, self.shuffle, self.rng_state,
+                self.opt.code, self.hyper, self.opt.state1, self.opt.state2, self.step_count, self.frozen,
+                ws.z, ws.y, ws.delta, net._grad, self.backup, self.backup_valid, ws.x_batch, ws.d_batch,
+                self.order, losses, self.correct[start:stop],
+            )  # fmt: skip
+            self.opt.step_count = int(self.step_count[0])
+        if status >= 0:
+            n_batches = -(-self.n // self.batch_size)
+            epoch, batch = divmod(int(status), n_batches)
+            epoch += start
+            raise DivergenceError(epoch, batch, self.history(epoch, net._loss != "squared_error"))
+
+    def history(self, epochs, classify):
+        return History(
+            self.losses[:epochs].copy(),
+            accuracy=self.correct[:epochs] / self.n if classify else None,
+            lr=self.epoch_lrs[:epochs].copy(),
+        )
 
 
 class LayerTrace:
@@ -331,6 +423,7 @@ class Network:
         self._grad = np.zeros(self._layout.n_params, dtype=dtype)
         self._backup = np.zeros(self._layout.n_params, dtype=dtype)  # fit's copy of the last good parameters
         self._workspace = None
+        self.optimizer = None  # the optimizer of the last fit
         self._lock = threading.Lock()
         self._n_in = sizes[0]
         self._n_out = sizes[-1]
@@ -564,23 +657,27 @@ class Network:
                 )  # fmt: skip
         return float(E)
 
-    def fit(self, X, D, epochs=1, lr=0.1, batch_size=32, shuffle=True, seed=None, trainable=None):
-        """Mini-batch gradient descent for whole epochs, compiled end to end.
+    def fit(
+        self, X, D, epochs=1, lr=None, batch_size=32, shuffle=True, seed=None, trainable=None, optimizer=None,
+        validation_data=None, patience=None, min_delta=0.0, lr_schedule=None, callbacks=None,
+    ):  # fmt: skip
+        """Mini-batch training for whole epochs, compiled end to end.
 
         Parameters
         ----------
         X : array_like (n_samples, n_in)
         D : array_like (n_samples, n_out)
         epochs : int >= 1
-        lr : float > 0
-            The learning rate eta.
+        lr : float > 0, optional
+            The learning rate eta; default 0.1 for SGD, 1e-3 for Adam and
+            AdamW.  Leave it out when ``optimizer`` is an optimizer object.
         batch_size : int >= 1
             Samples per step; the last batch of an epoch may be smaller.  A
             batch_size above n_samples means one batch of all samples.
         shuffle : bool
             Visit the samples in a new random order every epoch; without
             shuffling, the batches are rows [0, batch_size), [batch_size, ...) and
-            ``fit`` equals the same sequence of ``step`` calls.
+            plain SGD ``fit`` equals the same sequence of ``step`` calls.
         seed : int or None
             Seeds the shuffling; the same seed gives the same run.
         trainable : sequence of bool, optional
@@ -589,47 +686,159 @@ class Network:
             computed, so the layers below it still learn).  Default: all True.
             ``trainable=[False, True]`` trains only the output layer of a
             one-hidden-layer network, as in the tutorial's exercise 2(c).
+        optimizer : None, "sgd", "adam", "adamw" or a fastbp optimizer
+            None: plain gradient descent, w <- w - lr dE/dw.  A name makes a
+            new optimizer for this call; an object (``fastbp.Adam(...)``)
+            keeps its state, so calling fit again continues where it stopped.
+            The last optimizer used is kept as ``net.optimizer``.
+        validation_data : (Xv, Dv), optional
+            Evaluated after every epoch: ``history.val_loss`` (and
+            ``val_accuracy`` for classification).
+        patience : int, optional
+            Early stopping: stop when the monitored loss (val_loss with
+            validation data, else the training loss) has not improved by more
+            than ``min_delta`` for this many epochs, and put back the
+            parameters of the best epoch.
+        min_delta : float >= 0
+        lr_schedule : callable, optional
+            ``lr_schedule(k)`` multiplies the learning rate of epoch k (0-based,
+            within this call): ``fastbp.StepDecay(step_size, gamma)``,
+            ``fastbp.ExponentialDecay(gamma)`` or any function.
+        callbacks : sequence of callables, optional
+            Each is called after every epoch as ``callback(net, epoch, logs)``,
+            logs a dict with loss, lr and, when known, accuracy, val_loss and
+            val_accuracy; returning True stops training.
 
         Returns
         -------
         History
-            ``history.loss[k]``: the mean of the batch losses E of epoch k.
 
         Raises
         ------
         fastbp.errors.DivergenceError
             At the first batch whose loss is inf or NaN (checked inside the
-            compiled loop); the parameters at which the last finite loss was
-            measured are put back, and the exception carries the epoch, the
-            batch and the history of the completed epochs.
+            compiled loop); the parameters (and optimizer state) at which the
+            last finite loss was measured are put back, and the exception
+            carries the epoch, the batch and the history of the completed epochs.
+
+        Notes
+        -----
+        Without validation data, early stopping and callbacks the whole run is
+        one compiled call; with them, one compiled call per epoch.
         """
         X2, D2, _ = self._validate_xd(X, D)
         epochs = check_positive_int(epochs, "epochs")
-        lr = self._dtype.type(check_positive_number(lr, "lr"))
+        if lr is not None:
+            lr = check_positive_number(lr, "lr")
+        opt = make_optimizer(optimizer, lr).bind(self.n_params, self._dtype)
         batch_size = min(check_positive_int(batch_size, "batch_size"), X2.shape[0])
         shuffle = bool(shuffle)
-        rng_state = (
-            np.uint64(np.random.default_rng(seed).integers(0, 2**63 - 1, dtype=np.int64)) if shuffle else np.uint64(0)
-        )
         frozen = self._frozen_mask(trainable)
-        losses = np.zeros(epochs, dtype=np.float64)
-        order = np.arange(X2.shape[0], dtype=np.int64)
+        epoch_lrs = np.full(epochs, opt.lr)
+        if lr_schedule is not None:
+            if not callable(lr_schedule):
+                raise TypeError(f"lr_schedule must be callable (epoch -> factor), got {lr_schedule!r}")
+            factors = np.array([float(lr_schedule(k)) for k in range(epochs)])
+            if not np.all(np.isfinite(factors) & (factors > 0)):
+                raise ValueError(f"lr_schedule must give finite factors > 0, got {factors[~(factors > 0)][:3]}...")
+            epoch_lrs *= factors
+        validation = None
+        if validation_data is not None:
+            try:
+                Xv, Dv = validation_data
+            except (TypeError, ValueError):
+                raise TypeError("validation_data must be a pair (Xv, Dv)") from None
+            validation = as_inputs_and_targets(Xv, Dv, self._n_in, self._n_out, self._dtype)[:2]
+        if patience is not None:
+            patience = check_positive_int(patience, "patience")
+            if not (isinstance(min_delta, (int, float)) and np.isfinite(min_delta) and min_delta >= 0):
+                raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            if not callable(cb):
+                raise TypeError(f"every callback must be callable, got {cb!r}")
+
+        classify = self._loss != "squared_error"
+        run = _FitRun(self, X2, D2, epoch_lrs, batch_size, shuffle, seed, opt, frozen)
         with self._lock:
-            small = self._small_module() if frozen.size == 0 else None
-            if small is not None:
-                status = small.fit_epochs(self._theta, X2, D2, float(lr), batch_size, shuffle, rng_state, order, losses)
+            if validation_data is None and patience is None and not callbacks:
+                run.epochs(0, epochs)
+                history = run.history(epochs, classify)
             else:
-                ws = self._work(batch_size)
-                status = _engine.fit_epochs(
-                    self._theta, *self._layout.arrays(),
-                    X2, D2, lr, batch_size, shuffle, rng_state, frozen,
-                    ws.z, ws.y, ws.delta, self._grad, self._backup, ws.x_batch, ws.d_batch, order, losses,
-                )  # fmt: skip
-        if status >= 0:
-            n_batches = -(-X2.shape[0] // batch_size)
-            epoch, batch = divmod(int(status), n_batches)
-            raise DivergenceError(epoch, batch, History(losses[:epoch].copy()))
-        return History(losses)
+                history = self._fit_per_epoch(run, epochs, classify, validation, patience, min_delta, callbacks)
+        self.optimizer = opt
+        return history
+
+    def _fit_per_epoch(self, run, epochs, classify, validation, patience, min_delta, callbacks):
+        val_loss, val_acc = [], []
+        best, best_epoch, best_theta, waited = np.inf, None, None, 0
+        for epoch in range(epochs):
+            run.epochs(epoch, epoch + 1)
+            logs = {"loss": float(run.losses[epoch]), "lr": float(run.epoch_lrs[epoch])}
+            if classify:
+                logs["accuracy"] = run.correct[epoch] / run.n
+            if validation is not None:
+                E_val, acc_val = self._evaluate(*validation)
+                val_loss.append(E_val)
+                logs["val_loss"] = E_val
+                if classify:
+                    val_acc.append(acc_val)
+                    logs["val_accuracy"] = acc_val
+            stop = False
+            if patience is not None:
+                monitored = logs["val_loss"] if validation is not None else logs["loss"]
+                if monitored < best - min_delta:
+                    best, best_epoch, waited = monitored, epoch, 0
+                    best_theta = self._theta.copy()
+                else:
+                    waited += 1
+                    stop = waited >= patience
+            for cb in callbacks:
+                self._lock.release()  # a callback may use the network
+                try:
+                    stop = bool(cb(self, epoch, dict(logs))) or stop
+                finally:
+                    self._lock.acquire()
+            if stop:
+                epochs = epoch + 1
+                break
+        if patience is not None and best_theta is not None:
+            self._theta[...] = best_theta
+        history = run.history(epochs, classify)
+        if validation is not None:
+            history.val_loss = np.asarray(val_loss)
+            history.val_accuracy = np.asarray(val_acc) if classify else None
+        history.best_epoch = best_epoch
+        return history
+
+    def evaluate(self, X, D):
+        """The mean loss on (X, D) and, for classification losses, the accuracy (else None).
+
+        Parameters
+        ----------
+        X : array_like (n_samples, n_in) or (n_in,)
+        D : array_like (n_samples, n_out) or (n_out,)
+
+        Returns
+        -------
+        (float, float or None)
+        """
+        X2, D2, _ = self._validate_xd(X, D)
+        with self._lock:
+            return self._evaluate(X2, D2)
+
+    def _evaluate(self, X2, D2):
+        n = X2.shape[0]
+        ws = self._work(n)
+        E = _engine.forward_loss(self._theta, *self._layout.arrays(), X2, D2, ws.capacity, ws.z, ws.y)
+        if self._loss == "squared_error":
+            return float(E), None
+        Y = ws.rows(ws.y, self._layout, len(self._activations) - 1, n)
+        if self._loss == "cross_entropy":
+            right = np.argmax(Y, axis=1) == np.argmax(D2, axis=1)
+        else:
+            right = np.all((Y >= 0.5) == (D2 >= 0.5), axis=1)
+        return float(E), float(np.mean(right))
 
     def _frozen_mask(self, trainable):
         """bool (n_params,) marking the parameters of layers not trained; length 0 when all are trained."""

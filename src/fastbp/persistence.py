@@ -5,15 +5,19 @@ Layout of the file (each entry a NumPy array):
 * ``format`` -- the string "fastbp-network"; ``version`` -- FORMAT_VERSION;
 * ``sizes`` (int64), ``activations`` (unicode), ``loss``, ``dtype`` (its name);
 * ``parameters`` -- the flat parameter vector, bit for bit;
+* ``optimizer`` -- JSON of the last optimizer's name and hyperparameters ("null"
+  if the network was never trained with one), with its state vectors
+  ``optimizer_state1``, ``optimizer_state2`` and ``optimizer_step_count``;
 * ``checksum`` -- SHA-256 of all of the above, so a corrupted file is refused.
 
 The file is written to a temporary file in the same directory, flushed to
 disk, then renamed over the target: a crash mid-save leaves the previous file
-intact.  Plain SGD keeps no optimizer state, so there is none to save yet;
-a later format version will add it.
+intact.  A loaded network's ``optimizer`` carries on exactly where the saved
+one stopped.
 """
 
 import hashlib
+import json
 import os
 import tempfile
 import zipfile
@@ -23,7 +27,10 @@ import numpy as np
 
 FORMAT = "fastbp-network"
 FORMAT_VERSION = 1
-_KEYS = ("format", "version", "sizes", "activations", "loss", "dtype", "parameters")
+_KEYS = (
+    "format", "version", "sizes", "activations", "loss", "dtype", "parameters",
+    "optimizer", "optimizer_state1", "optimizer_state2", "optimizer_step_count",
+)  # fmt: skip
 
 
 def _checksum(arrays):
@@ -49,6 +56,12 @@ def save(net, path):
         "dtype": np.array(net.dtype.name),
         "parameters": net.flat_parameters.copy(),
     }
+    opt = net.optimizer
+    empty = np.zeros(0, dtype=net.dtype)
+    arrays["optimizer"] = np.array(json.dumps(None if opt is None else {"name": opt.name, **opt.get_params()}))
+    arrays["optimizer_state1"] = empty if opt is None or opt.state1 is None else opt.state1.copy()
+    arrays["optimizer_state2"] = empty if opt is None or opt.state2 is None else opt.state2.copy()
+    arrays["optimizer_step_count"] = np.array(0 if opt is None else opt.step_count, dtype=np.int64)
     arrays["checksum"] = np.array(_checksum(arrays))
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
@@ -104,4 +117,24 @@ def load(path):
     if parameters.shape != (net.n_params,):
         raise ValueError(f"{path} is inconsistent: {parameters.shape[0]} parameters for sizes {sizes} ({net.n_params})")
     net.flat_parameters[...] = parameters
+    try:
+        config = json.loads(str(arrays["optimizer"]))
+        if config is not None:
+            from .optimizers import OPTIMIZERS
+
+            name = config.pop("name")
+            opt = OPTIMIZERS[name](**config)
+            for key in ("optimizer_state1", "optimizer_state2"):
+                state = arrays[key]
+                if state.size and (state.shape != (net.n_params,) or state.dtype != net.dtype):
+                    raise ValueError(f"{key} has shape {state.shape}, dtype {state.dtype}")
+            opt.bind(net.n_params, net.dtype)
+            if arrays["optimizer_state1"].size:
+                opt.state1 = arrays["optimizer_state1"].copy()
+            if arrays["optimizer_state2"].size:
+                opt.state2 = arrays["optimizer_state2"].copy()
+            opt.step_count = int(arrays["optimizer_step_count"])
+            net.optimizer = opt
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path} is inconsistent: its optimizer cannot be rebuilt ({exc})") from exc
     return net

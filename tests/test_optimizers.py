@@ -1,0 +1,191 @@
+"""Optimizers, schedules and training control, checked against hand-written NumPy update rules."""
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp.errors import DivergenceError
+
+
+def data(n=24, n_in=3, n_out=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, n_in)), rng.normal(size=(n, n_out))
+
+
+def numpy_training(net, X, D, rule, epochs, batch_size, lrs, **h):
+    """Replay fit without shuffling: net.gradients per batch, then the update rule written in NumPy."""
+    theta = net.flat_parameters
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    t = 0
+    for epoch in range(epochs):
+        lr = lrs[epoch]
+        for s in range(0, len(X), batch_size):
+            _, g = net.gradients(X[s : s + batch_size], D[s : s + batch_size])
+            g = g.flat.copy()
+            t += 1
+            if rule == "sgd":
+                g = g + h.get("weight_decay", 0.0) * theta
+                mu = h.get("momentum", 0.0)
+                if mu:
+                    m[...] = mu * m + g
+                    g = g + mu * m if h.get("nesterov") else m
+                theta -= lr * g
+            elif rule in ("adam", "adamw"):
+                b1, b2, eps, wd = h["beta1"], h["beta2"], h["eps"], h["weight_decay"]
+                if rule == "adamw":
+                    theta *= 1 - lr * wd
+                else:
+                    g = g + wd * theta
+                m[...] = b1 * m + (1 - b1) * g
+                v[...] = b2 * v + (1 - b2) * g * g
+                m_hat = m / (1 - b1**t)
+                v_hat = v / (1 - b2**t)
+                theta -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+CASES = [
+    ("sgd", dict(momentum=0.9), fastbp.SGD(lr=0.05, momentum=0.9)),
+    ("sgd", dict(momentum=0.9, nesterov=True), fastbp.SGD(lr=0.05, momentum=0.9, nesterov=True)),
+    ("sgd", dict(weight_decay=0.01), fastbp.SGD(lr=0.05, weight_decay=0.01)),
+    ("adam", dict(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0), fastbp.Adam(lr=0.05)),
+    ("adam", dict(beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.1), fastbp.Adam(0.05, 0.8, 0.99, 1e-6, 0.1)),
+    ("adamw", dict(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01), fastbp.AdamW(lr=0.05)),
+]
+
+
+@pytest.mark.parametrize("rule, hyper, optimizer", CASES, ids=[repr(c[2]) for c in CASES])
+def test_update_rules_match_numpy(rule, hyper, optimizer):
+    X, D = data()
+    net = fastbp.Network([3, 5, 2], ["tanh", "identity"], seed=1)
+    twin = net.copy()
+    net.fit(X, D, epochs=3, batch_size=8, shuffle=False, optimizer=optimizer)
+    numpy_training(twin, X, D, rule, 3, 8, [0.05] * 3, **hyper)
+    np.testing.assert_allclose(net.flat_parameters, twin.flat_parameters, rtol=1e-10, atol=1e-12)
+    assert net.optimizer is optimizer and optimizer.step_count == 9
+
+
+def test_optimizer_state_continues_across_fit_calls():
+    X, D = data()
+    one = fastbp.Network([3, 5, 2], ["tanh", "identity"], seed=2)
+    two = one.copy()
+    a, b = fastbp.Adam(lr=0.01), fastbp.Adam(lr=0.01)
+    one.fit(X, D, epochs=4, batch_size=8, shuffle=False, optimizer=a)
+    two.fit(X, D, epochs=2, batch_size=8, shuffle=False, optimizer=b)
+    two.fit(X, D, epochs=2, batch_size=8, shuffle=False, optimizer=b)
+    assert one.flat_parameters.tobytes() == two.flat_parameters.tobytes()
+    assert a.step_count == b.step_count == 12
+
+
+def test_optimizer_by_name_and_lr_rules():
+    X, D = data()
+    net = fastbp.Network([3, 4, 2], ["tanh", "identity"], seed=0)
+    net.fit(X, D, epochs=1, optimizer="adam")
+    assert isinstance(net.optimizer, fastbp.Adam) and net.optimizer.lr == 1e-3
+    net.fit(X, D, epochs=1, optimizer="sgd", lr=0.2)
+    assert isinstance(net.optimizer, fastbp.SGD) and net.optimizer.lr == 0.2
+    with pytest.raises(ValueError, match="valid optimizers are sgd, adam, adamw"):
+        net.fit(X, D, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="set lr on"):
+        net.fit(X, D, optimizer=fastbp.Adam(), lr=0.1)
+    with pytest.raises(ValueError, match="nesterov=True needs momentum"):
+        fastbp.SGD(nesterov=True)
+    with pytest.raises(ValueError, match="beta1"):
+        fastbp.Adam(beta1=1.0)
+    adam = fastbp.Adam()
+    net.fit(X, D, optimizer=adam)
+    with pytest.raises(ValueError, match="use a new optimizer per network"):
+        fastbp.Network([2, 2], ["tanh"]).fit(np.ones((2, 2)), np.ones((2, 2)), optimizer=adam)
+
+
+def test_lr_schedules():
+    X, D = data()
+    net = fastbp.Network([3, 4, 2], ["tanh", "identity"], seed=0)
+    h = net.fit(X, D, epochs=7, lr=0.1, lr_schedule=fastbp.StepDecay(3, 0.5))
+    np.testing.assert_allclose(h.lr, [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025])
+    h = net.fit(X, D, epochs=3, lr=0.1, lr_schedule=fastbp.ExponentialDecay(0.9))
+    np.testing.assert_allclose(h.lr, [0.1, 0.09, 0.081])
+    # a schedule changes training exactly as separate calls with those learning rates do
+    a, b = net.copy(), net.copy()
+    a.fit(X, D, epochs=2, lr=0.1, shuffle=False, lr_schedule=lambda k: [1.0, 0.5][k])
+    b.fit(X, D, epochs=1, lr=0.1, shuffle=False)
+    b.fit(X, D, epochs=1, lr=0.05, shuffle=False)
+    assert a.flat_parameters.tobytes() == b.flat_parameters.tobytes()
+
+
+def test_validation_early_stopping_restores_best_and_callbacks():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    D = X @ rng.normal(size=(3, 1)) + 0.5 * rng.normal(size=(40, 1))
+    Xv = rng.normal(size=(10, 3))
+    Dv = Xv @ rng.normal(size=(3, 1))  # a different relation: val_loss soon stops improving
+    net = fastbp.Network([3, 16, 1], ["tanh", "identity"], seed=0)
+    seen = []
+
+    def record(n, epoch, logs):
+        seen.append((epoch, logs["val_loss"], n.flat_parameters.copy()))
+
+    h = net.fit(X, D, epochs=200, lr=0.05, batch_size=8, seed=0, validation_data=(Xv, Dv), patience=5,
+                callbacks=[record])  # fmt: skip
+    assert len(h.loss) == len(h.val_loss) == len(seen) < 200
+    best = int(np.argmin(h.val_loss))
+    assert h.best_epoch == best and len(h.loss) == best + 6
+    np.testing.assert_array_equal(net.flat_parameters, seen[best][2])
+    assert net.evaluate(Xv, Dv)[0] == pytest.approx(h.val_loss[best], rel=1e-12)
+
+
+def test_callback_can_stop_training():
+    X, D = data()
+    net = fastbp.Network([3, 4, 2], ["tanh", "identity"], seed=0)
+    h = net.fit(X, D, epochs=50, callbacks=[lambda n, epoch, logs: epoch == 2])
+    assert len(h.loss) == 3
+
+
+def test_classification_history_has_accuracy():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    labels = (X[:, 0] > 0).astype(int)
+    D = np.eye(2)[labels]
+    net = fastbp.Network([2, 8, 2], ["tanh", "softmax"], loss="cross_entropy", seed=0)
+    h = net.fit(X, D, epochs=30, lr=0.5, batch_size=10, seed=0, validation_data=(X, D))
+    assert h.accuracy.shape == (30,) and h.val_accuracy.shape == (30,)
+    assert h.val_accuracy[-1] > 0.9 and h.accuracy[-1] > 0.8
+    loss, acc = net.evaluate(X, D)
+    assert acc == h.val_accuracy[-1] and loss == pytest.approx(h.val_loss[-1])
+    assert np.all((h.accuracy >= 0) & (h.accuracy <= 1))
+
+
+def test_adam_divergence_restores_parameters_and_state():
+    X, D = data()
+    D = D * 1e200
+    net = fastbp.Network([3, 4, 2], ["relu", "identity"], seed=0)
+    opt = fastbp.Adam(lr=1e10)
+    with pytest.raises(DivergenceError):
+        net.fit(X, D, epochs=5, batch_size=4, optimizer=opt)
+    assert np.all(np.isfinite(net.flat_parameters))
+    assert np.all(np.isfinite(opt.state1)) and np.all(np.isfinite(opt.state2))
+
+
+def test_against_pytorch_step_by_step():
+    torch = pytest.importorskip("torch")
+    torch.set_default_dtype(torch.float64)
+    X, D = data()
+    for make_ours, make_theirs in [
+        (lambda: fastbp.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+         lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+        (lambda: fastbp.Adam(lr=0.01, weight_decay=0.01), lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.01)),
+        (lambda: fastbp.AdamW(lr=0.01), lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.01)),
+    ]:  # fmt: skip
+        net = fastbp.Network([3, 5, 2], ["tanh", "identity"], seed=3)
+        W1, W2 = (torch.tensor(w.T.copy(), requires_grad=True) for w in net.weights)
+        b1, b2 = (torch.tensor(b.copy(), requires_grad=True) for b in net.biases)
+        theirs = make_theirs([W1, b1, W2, b2])
+        Xt, Dt = torch.tensor(X), torch.tensor(D)
+        for s in range(0, 24, 8):
+            theirs.zero_grad()
+            y = torch.tanh(Xt[s : s + 8] @ W1.T + b1) @ W2.T + b2
+            (0.5 * ((y - Dt[s : s + 8]) ** 2).sum(dim=1).mean()).backward()
+            theirs.step()
+        net.fit(X, D, epochs=1, batch_size=8, shuffle=False, optimizer=make_ours())
+        np.testing.assert_allclose(net.weights[0], W1.detach().numpy().T, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(net.biases[1], b2.detach().numpy(), rtol=1e-10, atol=1e-12)
