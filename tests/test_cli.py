@@ -140,3 +140,19 @@ def test_bad_command_lines_exit_2_with_a_message(argv, capsys):
         main(argv)
     assert exc.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_digits_reaches_97_percent(capsys):
+    pytest.importorskip("sklearn")
+    assert main(["digits"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "accuracy" in line and line.startswith("test"))
+    accuracy = float(line.split()[2])
+    assert accuracy >= 0.97, out
+    assert "epochs: 50" in out and "training took" in out
+
+
+def test_digits_without_sklearn_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    assert main(["digits"]) == 3
+    assert 'pip install "fastbp[sklearn]"' in capsys.readouterr().err

@@ -626,6 +626,56 @@ def _add_gradcheck_parser(sub):
 # ------------------------------------------------------------------ the command
 
 
+def _digits(args):
+    from .plots import MissingDependency
+
+    try:
+        import sklearn  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependency("scikit-learn", "fastbp digits (its data set)", extra="sklearn") from exc
+    from . import digits
+
+    data = digits.load_split()
+    X_train, X_test = data[0], data[1]
+    print(
+        f"scikit-learn's digits: {len(X_train)} training and {len(X_test)} test images of 8x8 pixels, scaled to [0, 1]."
+    )
+    print(f"Network 64-{args.hidden}-10: ReLU hidden layer, softmax output, cross-entropy loss, Adam (lr {args.lr}),")
+    print(f"batch size {args.batch_size}, {args.epochs} epochs, seed {args.seed}.")
+    print()
+    digits.train(hidden=args.hidden, epochs=1, batch_size=args.batch_size, lr=args.lr, seed=args.seed, data=data)
+    net, history, accuracy, seconds = digits.train(
+        hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, data=data
+    )
+    for k in sorted(
+        {0, len(history.loss) // 4, len(history.loss) // 2, 3 * len(history.loss) // 4, len(history.loss) - 1}
+    ):
+        print(f"  epoch {k + 1:>4}: loss {history.loss[k]:.4f}, training accuracy {history.accuracy[k]:.4f}")
+    print()
+    print(f"test accuracy: {accuracy:.4f} ({round(accuracy * len(X_test))}/{len(X_test)} test images right)")
+    print(f"epochs: {len(history.loss)}; training took {seconds * 1000:.1f} ms (compilation excluded)")
+    return EXIT_OK
+
+
+def _add_digits_parser(sub):
+    p = sub.add_parser(
+        "digits",
+        help="train a classifier on scikit-learn's bundled digits and print its test accuracy",
+        description=(
+            "Train a 64-H-10 network (ReLU, softmax, cross-entropy, Adam) on 80% of scikit-learn's 8x8 digits and\n"
+            'print its accuracy on the other 20%. Needs scikit-learn: pip install "fastbp[sklearn]".'
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXIT_CODES,
+    )
+    p.add_argument("--hidden", type=_positive_int, default=128, help="hidden units H (default 128)")
+    p.add_argument("--epochs", type=_positive_int, default=50, help="epochs (default 50)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="samples per step (default 32)")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate (default 0.001)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the shuffling (default 0)")
+    p.set_defaults(func=_digits)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="fastbp",
@@ -641,7 +691,8 @@ def build_parser():
             "  fastbp experiment frozen-hidden      exercise 2(c)\n"
             "  fastbp xor                           train the XOR network\n"
             "  fastbp plot activations -o fig1.png  Figure 1\n"
-            "  fastbp gradcheck                     section 5: numerical differentiation vs backprop\n\n"
+            "  fastbp gradcheck                     section 5: numerical differentiation vs backprop\n"
+            "  fastbp digits                        a real data set: scikit-learn's digits\n\n"
             'Figures need matplotlib and progress bars tqdm: pip install "fastbp[plot]"\n\n' + EXIT_CODES
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -652,6 +703,7 @@ def build_parser():
     _add_plot_parsers(sub)
     _add_experiment_parsers(sub)
     _add_gradcheck_parser(sub)
+    _add_digits_parser(sub)
     return parser
 
 

@@ -671,42 +671,54 @@ def optimizer_update(code, theta, grad, lr, hyper, state1, state2, t, frozen):
     n = theta.shape[0]
     has_frozen = frozen.shape[0] > 0
     weight_decay = hyper[H_WEIGHT_DECAY]
+    # Each case is one branch-free loop (frozen parameters by a select), so that LLVM vectorises it.
     if code == SGD:
         momentum = hyper[H_MOMENTUM]
         nesterov = hyper[H_NESTEROV] != 0.0
         if momentum == 0.0 and weight_decay == 0.0:
             # plain gradient descent, in the parameters' dtype exactly as gradient_descent_update
-            for k in range(n):
-                if not (has_frozen and frozen[k]):
+            if has_frozen:
+                for k in range(n):
+                    old = theta[k]
+                    theta[k] = old if frozen[k] else old - lr * grad[k]
+            else:
+                for k in range(n):
                     theta[k] -= lr * grad[k]
             return
         for k in range(n):
-            if has_frozen and frozen[k]:
-                continue
-            g = grad[k]
-            if weight_decay != 0.0:
-                g = g + weight_decay * theta[k]
+            old = theta[k]
+            g = grad[k] + weight_decay * old
             if momentum != 0.0:
                 v = momentum * state1[k] + g
-                state1[k] = v
+                if not (has_frozen and frozen[k]):
+                    state1[k] = v
                 g = g + momentum * v if nesterov else v
-            theta[k] -= lr * g
+            theta[k] = old if (has_frozen and frozen[k]) else old - lr * g
         return
     beta1 = hyper[H_BETA1]
     beta2 = hyper[H_BETA2]
     eps = hyper[H_EPS]
     step_size = lr / (1.0 - beta1**t)
     sqrt_bias2 = math.sqrt(1.0 - beta2**t)
-    for k in range(n):
-        if has_frozen and frozen[k]:
-            continue
-        g = grad[k]
-        if code == ADAMW:
-            theta[k] *= 1.0 - lr * weight_decay
-        elif weight_decay != 0.0:
-            g = g + weight_decay * theta[k]
-        m = beta1 * state1[k] + (1.0 - beta1) * g
-        v = beta2 * state2[k] + (1.0 - beta2) * g * g
-        state1[k] = m
-        state2[k] = v
-        theta[k] -= step_size * m / (math.sqrt(v) / sqrt_bias2 + eps)
+    decoupled = code == ADAMW
+    shrink = 1.0 - lr * weight_decay if decoupled else 1.0
+    l2 = 0.0 if decoupled else weight_decay
+    if has_frozen:
+        for k in range(n):
+            old = theta[k]
+            g = grad[k] + l2 * old
+            m = beta1 * state1[k] + (1.0 - beta1) * g
+            v = beta2 * state2[k] + (1.0 - beta2) * g * g
+            keep = frozen[k]
+            state1[k] = state1[k] if keep else m
+            state2[k] = state2[k] if keep else v
+            theta[k] = old if keep else old * shrink - step_size * m / (math.sqrt(v) / sqrt_bias2 + eps)
+    else:
+        for k in range(n):
+            old = theta[k]
+            g = grad[k] + l2 * old
+            m = beta1 * state1[k] + (1.0 - beta1) * g
+            v = beta2 * state2[k] + (1.0 - beta2) * g * g
+            state1[k] = m
+            state2[k] = v
+            theta[k] = old * shrink - step_size * m / (math.sqrt(v) / sqrt_bias2 + eps)

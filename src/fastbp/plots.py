@@ -21,11 +21,12 @@ DPI = 100
 class MissingDependency(RuntimeError):
     """An optional package is not installed; ``str(exc)`` says what to install."""
 
-    def __init__(self, package, purpose):
+    def __init__(self, package, purpose, extra="plot"):
         self.package = package
+        hint = INSTALL_HINT if extra == "plot" else f'pip install "fastbp[{extra}]"'
         super().__init__(
             f"{purpose} needs {package}, which is not installed.\n"
-            f"Install fastbp's plotting extra with:  {INSTALL_HINT}\n"
+            f"Install fastbp's {extra} extra with:  {hint}\n"
             f"(or just the package:  pip install {package})"
         )
 
