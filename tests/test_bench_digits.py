@@ -1,0 +1,20 @@
+"""pytest-benchmark: training the digits classifier, fastbp against scikit-learn (issue 6).
+
+Disabled by default like every benchmark (one run each in CI, as a smoke test); time with
+``python -m pytest tests/test_bench_digits.py --benchmark-enable``.
+"""
+
+import pytest
+
+from benchmarks.digits_classifier import IMPLS, setup
+
+pytestmark = pytest.mark.bench
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_digits_classifier(benchmark, impl):
+    pytest.importorskip("sklearn")
+    benchmark.group = "digits classifier: 50 epochs"
+    run = setup(impl, epochs=50 if benchmark.enabled else 5)
+    accuracy = benchmark.pedantic(run, rounds=5 if benchmark.enabled else 1, iterations=1)
+    assert accuracy > (0.97 if benchmark.enabled else 0.85)
