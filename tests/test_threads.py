@@ -64,3 +64,27 @@ def test_same_seed_is_bit_identical():
         h = net.fit(X, D, epochs=20, lr=0.01, batch_size=5, seed=7)
         runs.append((net.flat_parameters.tobytes(), h.loss.tobytes()))
     assert runs[0] == runs[1]
+
+
+def test_results_do_not_depend_on_the_blas_thread_count():
+    """Large layers go through threaded BLAS: 1 or 2 threads give the same step to rounding."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, fastbp\n"
+        "rng = np.random.default_rng(0)\n"
+        "net = fastbp.Network([256, 512, 512, 10], ['relu', 'relu', 'identity'], seed=0)\n"
+        "X = rng.normal(size=(128, 256)); D = rng.normal(size=(128, 10))\n"
+        "net.step(X, D, lr=1e-3)\n"
+        "import sys; sys.stdout.buffer.write(net.flat_parameters.tobytes())\n"
+    )
+    results = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=threads)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=300, check=True)
+        results.append(np.frombuffer(out.stdout, dtype=np.float64))
+    one, two = results
+    assert one.shape == two.shape
+    np.testing.assert_allclose(one, two, rtol=1e-12, atol=1e-14)
