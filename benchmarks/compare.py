@@ -50,6 +50,49 @@ BARS = {
     "W1": ("fastbp", "fastbp <= 3x numba_empty", lambda ratio: ratio <= 3.0),
 }
 
+# Every bar of the performance issue (and issue 6's digits bar lives in bench_digits_classifier.py):
+# (workload, param or None, impl, peer or None, kind, threshold, text).  kind "faster": peer / impl >=
+# threshold; "within": impl / peer <= threshold; "seconds": impl's median <= threshold.
+ISSUE_BARS = [
+    ("W1", None, "fastbp", "numba_empty", "within", 3.0, "W1: step <= 3x an empty @njit call"),
+    ("W2", None, "fastbp", "jax", "faster", 1.3, "W2: >= 1.3x faster than JAX fori_loop"),
+    ("W2", None, "fastbp", "torch", "faster", 1000.0, "W2: >= 1000x faster than PyTorch"),
+    ("W3", None, "fastbp", "jax", "faster", 1.5, "W3: >= 1.5x faster than JAX lax.scan"),
+    ("W3", None, "fastbp", "torch", "faster", 10.0, "W3: >= 10x faster than PyTorch"),
+    ("W4", "float64", "fastbp", "blas_bound", "within", 1.10, "W4 float64: <= 1.10x the BLAS bound"),
+    ("W4", "float64", "fastbp", "torch", "faster", 1.0, "W4 float64: faster than PyTorch"),
+    ("W4", "float32", "fastbp", "blas_bound", "within", 1.10, "W4 float32: <= 1.10x the BLAS bound"),
+    ("W4", "float32", "fastbp", "torch", "faster", 1.0, "W4 float32: faster than PyTorch"),
+    ("W6", None, "fastbp_warm", None, "seconds", 0.6, "W6: warm cache <= 0.6 s"),
+    ("W6", None, "fastbp_cold", None, "seconds", 3.0, "W6: empty cache <= 3 s"),
+]
+
+
+def bars_summary(results):
+    """Markdown lines: each bar of the issue, the measured ratio or time, and whether it is met."""
+    lines = ["| bar | measured | met |", "|---|---:|---|"]
+    for w, param, impl, peer, kind, threshold, text in ISSUE_BARS:
+        keys = [k for k in results if k[0] == w and k[1] == impl and (param is None or k[2] == param)]
+        if not keys or "median" not in results[keys[0]]:
+            lines.append(f"| {text} | not measured | n/a |")
+            continue
+        mine = results[keys[0]]["median"]
+        if kind == "seconds":
+            lines.append(f"| {text} | {mine:.3g} s | {'yes' if mine <= threshold else '**no**'} |")
+            continue
+        other = results.get((w, peer, keys[0][2]), {})
+        if "median" not in other:
+            lines.append(f"| {text} | {peer} not measured | n/a |")
+            continue
+        if kind == "faster":
+            ratio = other["median"] / mine
+            lines.append(f"| {text} | {ratio:.3g}x faster | {'yes' if ratio >= threshold else '**no**'} |")
+        else:
+            ratio = mine / other["median"]
+            lines.append(f"| {text} | {ratio:.3g}x | {'yes' if ratio <= threshold else '**no**'} |")
+    return "\n".join(lines)
+
+
 # Cores kept busy by other processes above which a measurement counts as disturbed: on 2 cores,
 # BLAS and PyTorch threads then wait on each other (W5's gradients at N ~ 1e5 measured 100x slower).
 NOISY_LOAD = 0.3
@@ -358,9 +401,10 @@ def main(argv=None):
         "\nmedian: seconds per call, with (samples × calls per sample); spread: (max - min) / median of the "
         "samples; other load: cores that other processes kept busy during the measurement ((!): above "
         f"{NOISY_LOAD}, the number is suspect, on 2 cores especially with BLAS or PyTorch threads); ratio: "
-        "median / the reference's median (W5: numerical_gradient / gradients). Bars are given only where the "
-        "issue states one (W1, W5)."
+        "median / the reference's median (W5: numerical_gradient / gradients)."
     )
+    print("\n### The issue's bars\n")
+    print(bars_summary(results))
     return 0
 
 

@@ -1,6 +1,5 @@
 """Small compiled helpers shared by the engine and the generated code."""
 
-import math
 
 import numpy as np
 from numba.extending import overload
@@ -22,21 +21,26 @@ def _as_rows_overload(X):
 
 @jit
 def all_finite(A):
-    """True if every entry of the 2-D array A is finite."""
+    """True if every entry of the 2-D array A is finite.
+
+    Sums x * 0, which is 0 for every finite x and NaN for inf or NaN: a
+    branch-free loop that LLVM vectorises (an early-exit loop does not, and
+    cost ~1 ms per step on 1.5M parameters).
+    """
+    acc = 0.0
     for s in range(A.shape[0]):
         for j in range(A.shape[1]):
-            if not math.isfinite(A[s, j]):
-                return False
-    return True
+            acc += A[s, j] * 0.0
+    return acc == 0.0
 
 
 @jit
 def all_finite_flat(a):
-    """True if every entry of the 1-D array a is finite."""
+    """True if every entry of the 1-D array a is finite (branch-free, as :func:`all_finite`)."""
+    acc = 0.0
     for k in range(a.shape[0]):
-        if not math.isfinite(a[k]):
-            return False
-    return True
+        acc += a[k] * 0.0
+    return acc == 0.0
 
 
 @jit
