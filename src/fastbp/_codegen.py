@@ -42,6 +42,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ._config import COMPILED_SOURCES
 from .kernels import IDENTITY, RELU, SIGMOID, SQUARED_ERROR, TANH
 
 MAX_PARAMS = 256
@@ -278,8 +279,8 @@ def generate_source(sizes, codes, dtype_name):
 def _module_key(sizes, codes, dtype_name):
     """Hash of the architecture and of every source file of the package the generated code may call."""
     digest = hashlib.sha256(f"{CODEGEN_VERSION}|{list(sizes)}|{list(codes)}|{dtype_name}".encode())
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.read_bytes())
+    for name in COMPILED_SOURCES:
+        digest.update(Path(__file__).with_name(name).read_bytes())
     return digest.hexdigest()[:20]
 
 

@@ -32,6 +32,10 @@ import numba
 CACHE = os.environ.get("FASTBP_CACHE", "1") != "0"
 FASTMATH = False
 
+# The modules that hold compiled functions (or generate them): an edit of any of these invalidates
+# the cached machine code of all of them; edits elsewhere (cli.py, sklearn.py ...) do not.
+COMPILED_SOURCES = ("_config.py", "_jit_utils.py", "_vecmath.py", "kernels.py", "_engine.py", "_codegen.py")
+
 NJIT_OPTIONS = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
 # Below this many multiply-adds per layer call, plain loops beat a BLAS call
@@ -43,7 +47,7 @@ def _clear_stale_cache():
     """Delete fastbp's numba cache files if any of the package's sources changed since they were written."""
     package = Path(__file__).parent
     cache = package / "__pycache__"
-    sources = sorted(package.glob("*.py"))
+    sources = [package / name for name in COMPILED_SOURCES]
     fingerprint = hashlib.sha256(
         "".join(f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size};" for p in sources).encode()
     ).hexdigest()

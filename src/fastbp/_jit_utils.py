@@ -1,6 +1,5 @@
 """Small compiled helpers shared by the engine and the generated code."""
 
-
 import numpy as np
 from numba.extending import overload
 

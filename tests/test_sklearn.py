@@ -1,0 +1,352 @@
+"""fastbp.sklearn: scikit-learn's own estimator checks, and the estimators on real tasks."""
+
+import copy
+import inspect
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+# ---------------------------------------------------------------- scikit-learn's check suite
+
+# Small networks and few epochs keep the suite fast; learning_rate_init=0.03 lets 50 epochs of
+# batch 200 reach the scores check_classifiers_train (accuracy > 0.83) and check_regressors_train
+# (R^2 > 0.5) ask for.  The last two cover the SGD solver, two hidden layers and early stopping.
+CHECKED = [
+    MLPRegressor(hidden_layer_sizes=(8,), learning_rate_init=0.03, max_iter=50),
+    MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.03, max_iter=50),
+    MLPRegressor(hidden_layer_sizes=(8, 4), activation="tanh", solver="sgd", learning_rate_init=0.05, max_iter=50),
+    MLPClassifier(
+        hidden_layer_sizes=(8,), activation="logistic", learning_rate_init=0.03, max_iter=50, early_stopping=True
+    ),
+]
+
+# With early_stopping=True scikit-learn's own MLPClassifier fails exactly these checks too (the
+# same configuration of sklearn.neural_network.MLPClassifier, checked with check_estimator):
+_PARTIAL_FIT = "partial_fit refuses early_stopping=True (as scikit-learn's MLP does), and this check calls partial_fit"
+_TINY = "early stopping holds out validation_fraction of a tiny data set: too few samples for the stratified split"
+EARLY_STOPPING_FAILURES = {
+    "check_fit_score_takes_y": _PARTIAL_FIT,
+    "check_n_features_in_after_fitting": _PARTIAL_FIT,
+    "check_estimators_partial_fit_n_features": _PARTIAL_FIT,
+    "check_estimators_nan_inf": _TINY + " (10 samples, 2 classes)",
+    "check_fit2d_1feature": _TINY + " (10 samples, 2 classes)",
+    "check_classifiers_one_label": (
+        "the validation split fails ('validation set is too small') before the one-class error the check wants"
+    ),
+}
+
+
+def expected_failed_checks(estimator):
+    """Every check passes except those above for the early-stopping classifier."""
+    return EARLY_STOPPING_FAILURES if estimator.early_stopping else {}
+
+
+_strict = {"xfail_strict": True} if "xfail_strict" in inspect.signature(parametrize_with_checks).parameters else {}
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 50 epochs rarely converge
+@parametrize_with_checks(CHECKED, expected_failed_checks=expected_failed_checks, **_strict)
+def test_sklearn_checks(estimator, check):
+    check(estimator)
+
+
+# ---------------------------------------------------------------- data
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+
+
+def sine(n=500, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2.0, 2.0, size=(n, 1))
+    return X, np.sin(2.0 * X[:, 0]) + 0.5 * X[:, 0]
+
+
+def quiet_fit(estimator, *args, **kwargs):
+    """estimator.fit without the ConvergenceWarning of a short max_iter."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(*args, **kwargs)
+
+
+# ---------------------------------------------------------------- real tasks
+
+
+def test_digits_pipeline_accuracy_and_agreement_with_sklearn(digits):
+    X_train, X_test, y_train, y_test = digits
+    ours = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), max_iter=50, random_state=0))
+    theirs = make_pipeline(StandardScaler(), SkMLPClassifier(hidden_layer_sizes=(64,), max_iter=50, random_state=0))
+    quiet_fit(ours, X_train, y_train)
+    quiet_fit(theirs, X_train, y_train)
+    acc, ref = ours.score(X_test, y_test), theirs.score(X_test, y_test)
+    assert acc >= 0.95
+    assert abs(acc - ref) <= 0.03, (acc, ref)
+    clf = ours[-1]
+    np.testing.assert_array_equal(clf.classes_, np.arange(10))
+    assert clf.n_features_in_ == 64
+    assert clf.out_activation_ == "softmax" and clf.n_outputs_ == 10 and clf.n_layers_ == 3
+    assert [w.shape for w in clf.coefs_] == [(64, 64), (64, 10)]
+    assert [b.shape for b in clf.intercepts_] == [(64,), (10,)]
+    assert clf.n_iter_ == 50 and len(clf.loss_curve_) == 50
+    assert clf.loss_curve_[-1] < 0.2 * clf.loss_curve_[0]
+    proba = ours.predict_proba(X_test)
+    assert proba.shape == (len(X_test), 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], ours.predict(X_test))
+
+
+def test_regressor_fits_a_function():
+    X, y = sine()
+    reg = MLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=300, random_state=0).fit(X, y)
+    assert reg.score(X, y) > 0.9
+    X_test, y_test = sine(200, seed=1)
+    assert reg.score(X_test, y_test) > 0.9
+    assert reg.predict(X_test).shape == (200,)
+    assert reg.n_iter_ < 300  # stopped by the tol rule: no ConvergenceWarning (warnings are errors here)
+    assert reg.best_loss_ == min(reg.loss_curve_)
+
+
+def test_regressor_multi_output():
+    X, y = sine()
+    Y = np.column_stack([y, -2.0 * y])
+    reg = quiet_fit(MLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=300, random_state=0), X, Y)
+    assert reg.predict(X).shape == (500, 2)
+    assert reg.score(X, Y) > 0.9
+
+
+def test_binary_multilabel_and_string_labels():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
+    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=200, random_state=0).fit(X, y)
+    assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 1
+    np.testing.assert_array_equal(clf.classes_, ["no", "yes"])
+    assert clf.predict_proba(X).shape == (300, 2)
+    assert clf.score(X, y) > 0.9
+    with np.errstate(divide="ignore"):  # a saturated sigmoid gives probabilities of exactly 0
+        np.testing.assert_allclose(clf.predict_log_proba(X), np.log(clf.predict_proba(X)))
+
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0, X[:, 0] + X[:, 2] > 0]).astype(int)
+    ml = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=200, random_state=0).fit(X, Y)
+    assert ml.out_activation_ == "logistic" and ml.n_outputs_ == 3
+    assert ml.predict(X).shape == (300, 3) and ml.predict_proba(X).shape == (300, 3)
+    assert ml.score(X, Y) > 0.8  # subset accuracy
+
+
+# ---------------------------------------------------------------- estimator API
+
+
+def test_get_set_params_and_clone():
+    clf = MLPClassifier(hidden_layer_sizes=(7, 5), activation="tanh", solver="sgd", alpha=0.01, momentum=0.5)
+    params = clf.get_params()
+    for name in ("hidden_layer_sizes", "activation", "solver", "alpha", "batch_size", "learning_rate",
+                 "learning_rate_init", "max_iter", "shuffle", "random_state", "tol", "early_stopping",
+                 "validation_fraction", "n_iter_no_change", "beta_1", "beta_2", "epsilon", "momentum",
+                 "nesterovs_momentum"):  # fmt: skip
+        assert name in params
+    assert set(params) <= set(SkMLPClassifier().get_params())
+    assert set(MLPRegressor().get_params()) <= set(SkMLPClassifier().get_params()) | {"loss"}
+    assert params["hidden_layer_sizes"] == (7, 5) and params["momentum"] == 0.5
+    twin = clone(clf)
+    assert twin is not clf and twin.get_params() == params
+    assert twin.set_params(max_iter=3, alpha=0.5) is twin
+    assert twin.max_iter == 3 and twin.alpha == 0.5 and clf.max_iter == 200
+    assert MLPClassifier(**twin.get_params()).get_params() == twin.get_params()
+    # the defaults are scikit-learn's
+    ours, theirs = MLPRegressor().get_params(), SkMLPClassifier().get_params()
+    assert {k: ours[k] for k in ours if k != "loss"} == {k: theirs[k] for k in ours if k != "loss"}
+
+
+def test_reproducible_with_random_state():
+    X, y = sine(200)
+
+    def fit(seed, shuffle=True):
+        return quiet_fit(MLPRegressor(hidden_layer_sizes=(40,), max_iter=20, shuffle=shuffle, random_state=seed), X, y)
+
+    a, b, c = fit(3), fit(3), fit(4)
+    for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    assert a.loss_curve_ == b.loss_curve_
+    assert not np.array_equal(a.coefs_[0], c.coefs_[0])
+    rs = np.random.RandomState(5)  # a RandomState is used as it is: two fits draw different numbers
+    d1 = quiet_fit(MLPRegressor(hidden_layer_sizes=(40,), max_iter=5, random_state=rs), X, y)
+    d2 = quiet_fit(clone(d1), X, y)  # clone shares the RandomState object, which has moved on
+    assert not np.array_equal(d1.coefs_[0], d2.coefs_[0])
+
+
+def test_partial_fit_continues_training(digits):
+    X_train, X_test, y_train, y_test = digits
+    X_train, X_test = X_train / 16.0, X_test / 16.0
+    clf = MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X_train, y_train)
+    classes = np.arange(10)
+    first = X_train[y_train < 5], y_train[y_train < 5]  # a first call needn't see every class
+    clf.partial_fit(*first, classes=classes)
+    np.testing.assert_array_equal(clf.classes_, classes)
+    assert clf.n_iter_ == 1 and clf.t_ == len(first[0])
+    steps = clf._optimizer.step_count
+    losses = []
+    for _ in range(15):
+        clf.partial_fit(X_train, y_train)
+        losses.append(clf.loss_)
+    assert clf._optimizer.step_count > steps  # the same Adam state went on
+    assert clf.t_ == len(first[0]) + 15 * len(X_train)
+    assert losses[-1] < 0.5 * losses[0]
+    assert clf.score(X_test, y_test) > 0.9
+    with pytest.raises(ValueError, match="not the same as on last call"):
+        clf.partial_fit(X_train, y_train, classes=np.arange(11))
+    with pytest.raises(ValueError, match="classes not in"):
+        clf.partial_fit(X_train, y_train + 1)
+    with pytest.raises(ValueError, match="features"):
+        clf.partial_fit(X_train[:, :10], y_train)
+
+    reg = MLPRegressor(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0)
+    X, y = sine(300)
+    errors = []
+    for _ in range(40):
+        reg.partial_fit(X, y)
+        errors.append(reg.loss_)
+    assert errors[-1] < 0.5 * errors[0]
+
+
+def test_warm_start_continues_and_fit_restarts():
+    X, y = sine(300)
+    reg = MLPRegressor(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=5, warm_start=True, random_state=0)
+    quiet_fit(reg, X, y)
+    first = reg.loss_
+    quiet_fit(reg, X, y)
+    assert reg.loss_ < first  # continued
+    reg.set_params(hidden_layer_sizes=(8,))
+    with pytest.raises(ValueError, match="fit anew"):
+        reg.fit(X, y)
+    reg.set_params(warm_start=False)
+    quiet_fit(reg, X, y)
+    assert reg.coefs_[0].shape == (1, 8)
+
+
+def test_convergence_warning_and_tol():
+    X, y = sine(200)
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\) reached"):
+        MLPRegressor(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y)
+    # a huge tol: the first epoch sets best_loss_, then it stops when n_iter_no_change + 1 epochs in a row
+    # did not improve on it by tol (scikit-learn's rule, and its MLPRegressor's n_iter_ here)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), tol=1e3, n_iter_no_change=4, random_state=0).fit(X, y)
+    assert reg.n_iter_ == 6
+
+
+def test_early_stopping_keeps_the_best_epoch(digits):
+    X_train, X_test, y_train, y_test = digits
+    X_train, X_test = X_train / 16.0, X_test / 16.0
+    clf = MLPClassifier(
+        hidden_layer_sizes=(32,), learning_rate_init=0.01, early_stopping=True, n_iter_no_change=5, random_state=0
+    ).fit(X_train, y_train)
+    assert clf.n_iter_ < 200
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert clf.best_loss_ is None
+    assert clf.score(X_test, y_test) > 0.9
+    with pytest.raises(ValueError, match="early_stopping"):
+        clf.partial_fit(X_train, y_train)
+
+
+def test_sgd_solver_and_learning_rate_schedules():
+    X, y = sine(300)
+    for schedule in ("constant", "invscaling", "adaptive"):
+        reg = MLPRegressor(
+            hidden_layer_sizes=(32,), solver="sgd", learning_rate=schedule, learning_rate_init=0.05,
+            power_t=0.25, max_iter=300, random_state=0,
+        )  # fmt: skip
+        quiet_fit(reg, X, y)
+        assert reg.score(X, y) > 0.8, schedule
+        lr = reg._optimizer.lr
+        if schedule == "constant":
+            assert lr == 0.05
+        elif schedule == "invscaling":
+            assert lr == pytest.approx(0.05 / (reg.t_ + 1) ** 0.25)
+        else:
+            assert lr < 0.05  # divided by 5 each time the loss stalled
+
+
+def test_alpha_shrinks_the_weights():
+    X, y = sine(300)
+    norms = []
+    for alpha in (0.0, 10.0):  # scikit-learn's MLPRegressor: 15.0 and 1.5 here
+        reg = MLPRegressor(hidden_layer_sizes=(16,), alpha=alpha, learning_rate_init=0.01, max_iter=100, random_state=0)
+        quiet_fit(reg, X, y)
+        norms.append(sum(float(np.sum(W**2)) for W in reg.coefs_))
+        assert reg._optimizer.weight_decay == alpha / 200  # alpha / batch_size, batch_size "auto" = 200
+    assert norms[1] < 0.5 * norms[0]
+
+
+def test_pickle_deepcopy_and_parameter_views():
+    X, y = sine(200)
+    reg = quiet_fit(MLPRegressor(hidden_layer_sizes=(12,), max_iter=10, random_state=0), X, y)
+    before = reg.predict(X)
+    for twin in (pickle.loads(pickle.dumps(reg)), copy.deepcopy(reg)):
+        np.testing.assert_array_equal(twin.predict(X), before)
+        twin.partial_fit(X, y)  # the optimizer state came along
+        assert twin._optimizer.step_count == reg._optimizer.step_count + 1
+    np.testing.assert_array_equal(reg.predict(X), before)  # the copies are independent
+    # coefs_ and intercepts_ are views of the network's parameters, also after unpickling
+    reg.intercepts_[-1][...] += 1.0
+    np.testing.assert_allclose(reg.predict(X), before + 1.0)
+    twin = pickle.loads(pickle.dumps(reg))
+    twin.intercepts_[-1][...] -= 1.0
+    np.testing.assert_allclose(twin.predict(X), before)
+
+
+def test_bad_parameters_raise_in_fit():
+    X, y = sine(50)
+    with pytest.raises(ValueError, match="lbfgs"):
+        MLPRegressor(solver="lbfgs").fit(X, y)
+    with pytest.raises(ValueError, match="poisson"):
+        MLPRegressor(loss="poisson").fit(X, y)
+    with pytest.raises(ValueError, match="activation"):
+        MLPRegressor(activation="softmax").fit(X, y)
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        MLPRegressor(hidden_layer_sizes=(4, 0)).fit(X, y)
+    with pytest.raises(ValueError, match="momentum"):
+        MLPRegressor(solver="sgd", momentum=1.0).fit(X, y)
+    with pytest.raises(TypeError, match="max_iter"):
+        MLPRegressor(max_iter=2.5).fit(X, y)
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        import scipy.sparse
+
+        MLPRegressor().fit(scipy.sparse.csr_matrix(X), y)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        MLPClassifier().fit(X, y)
+
+
+def test_divergence_becomes_a_value_error():
+    X, y = sine(100)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", momentum=0.0, learning_rate_init=1e3, random_state=0)
+    with pytest.raises(ValueError, match="non-finite"):
+        reg.fit(X * 1e3, y * 1e3)
+
+
+def test_import_fastbp_does_not_import_sklearn():
+    code = "import sys, fastbp; assert 'sklearn' not in sys.modules, 'sklearn imported'; print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
