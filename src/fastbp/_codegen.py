@@ -103,7 +103,7 @@ def _activation(code, z):
     if code == TANH:
         return f"math.tanh({z})"
     if code == RELU:
-        return f"({z} if {z} > 0.0 else {z} * 0.0)"
+        return f"({z} if ({z} > 0.0 or {z} != {z}) else 0.0)"
     return z
 
 

@@ -34,7 +34,9 @@ FASTMATH = False
 
 # The modules that hold compiled functions (or generate them): an edit of any of these invalidates
 # the cached machine code of all of them; edits elsewhere (cli.py, sklearn.py ...) do not.
-COMPILED_SOURCES = ("_config.py", "_jit_utils.py", "_vecmath.py", "kernels.py", "_engine.py", "_codegen.py")
+COMPILED_SOURCES = (
+    *("_config.py", "_jit_utils.py", "_vecmath.py", "_blas.py", "kernels.py", "_engine.py", "_codegen.py"),
+)
 
 NJIT_OPTIONS = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=True)
 

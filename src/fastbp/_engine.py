@@ -20,15 +20,18 @@ validates: the callers in ``network.py`` do.
 
 import math
 
-from ._config import jit
+from ._blas import gemm_accumulate
+from ._config import BLAS_MIN_MULTIPLY_ADDS, jit
 from ._jit_utils import all_finite, all_finite_flat, shuffle_in_place
 from .kernels import (
     CROSS_ENTROPY,
+    H_MOMENTUM,
+    H_WEIGHT_DECAY,
+    SGD,
     SQUARED_ERROR,
     activation_forward,
     bias_gradient,
     dense_forward,
-    gradient_descent_update,
     hidden_delta,
     loss,
     optimizer_update,
@@ -96,6 +99,78 @@ def forward_loss(
 
 
 @jit
+def output_error(sizes, codes, alphas, loss_code, unit_offsets, D, capacity, z_buf, y_buf, delta_buf):
+    """delta^L of the batch's mean loss into ``delta_buf``: each sample's delta^L / n."""
+    n = D.shape[0]
+    last = codes.shape[0] - 1
+    delta_out = layer_rows(delta_buf, capacity, sizes, unit_offsets, last, n)
+    output_delta(
+        loss_code,
+        codes[last],
+        layer_rows(z_buf, capacity, sizes, unit_offsets, last, n),
+        layer_rows(y_buf, capacity, sizes, unit_offsets, last, n),
+        D,
+        delta_out,
+        alphas[last],
+    )
+    if n > 1:
+        # The 1/n of the mean is applied once, to delta^L: every delta below and
+        # every gradient is linear in it, so no other array needs scaling.
+        scale = 1.0 / n
+        for s in range(n):
+            for j in range(delta_out.shape[1]):
+                delta_out[s, j] *= scale
+
+
+@jit
+def backward_update(
+    theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets,
+    X, D, lr, capacity, z_buf, y_buf, delta_buf, grad,
+):  # fmt: skip
+    """Backward pass fused with the gradient-descent update w <- w - lr dE/dw, layer by layer.
+
+    Each layer's error term for the layer below is computed first, with its
+    weights still unchanged; then its weights take the step.  Layers with at
+    least BLAS_MIN_MULTIPLY_ADDS multiply-adds do it in one GEMM,
+    W += (-lr) y_prev^T delta, without writing dE/dW anywhere; smaller ones
+    go through ``grad``.  Needs the buffers filled by :func:`forward_pass`.
+    """
+    n = X.shape[0]
+    last = codes.shape[0] - 1
+    output_error(sizes, codes, alphas, loss_code, unit_offsets, D, capacity, z_buf, y_buf, delta_buf)
+    for layer in range(last, -1, -1):
+        delta = layer_rows(delta_buf, capacity, sizes, unit_offsets, layer, n)
+        if layer == 0:
+            y_prev = X
+        else:
+            y_prev = layer_rows(y_buf, capacity, sizes, unit_offsets, layer - 1, n)
+            hidden_delta(
+                codes[layer - 1],
+                delta,
+                layer_weights(theta, sizes, w_offsets, layer),
+                layer_rows(z_buf, capacity, sizes, unit_offsets, layer - 1, n),
+                y_prev,
+                layer_rows(delta_buf, capacity, sizes, unit_offsets, layer - 1, n),
+                alphas[layer - 1],
+            )
+        W = layer_weights(theta, sizes, w_offsets, layer)
+        n_below, n_above = W.shape
+        if n * n_below * n_above >= BLAS_MIN_MULTIPLY_ADDS:
+            gemm_accumulate(W, y_prev, delta, -lr)
+        else:
+            grad_W = layer_weights(grad, sizes, w_offsets, layer)
+            weight_gradient(y_prev, delta, 1.0, grad_W)
+            for i in range(n_below):
+                for j in range(n_above):
+                    W[i, j] -= lr * grad_W[i, j]
+        b = layer_biases(theta, sizes, b_offsets, layer)
+        grad_b = layer_biases(grad, sizes, b_offsets, layer)
+        bias_gradient(delta, 1.0, grad_b)
+        for j in range(n_above):
+            b[j] -= lr * grad_b[j]
+
+
+@jit
 def backward_pass(
     theta,
     sizes,
@@ -119,25 +194,8 @@ def backward_pass(
     left in ``delta_buf`` are those of the mean loss: each sample's delta / n.
     """
     n = X.shape[0]
-    n_layers = codes.shape[0]
-    last = n_layers - 1
-    delta_out = layer_rows(delta_buf, capacity, sizes, unit_offsets, last, n)
-    output_delta(
-        loss_code,
-        codes[last],
-        layer_rows(z_buf, capacity, sizes, unit_offsets, last, n),
-        layer_rows(y_buf, capacity, sizes, unit_offsets, last, n),
-        D,
-        delta_out,
-        alphas[last],
-    )
-    if n > 1:
-        # The 1/n of the mean is applied once, to delta^L: every delta below and
-        # every gradient is linear in it, so no other array needs scaling.
-        scale = 1.0 / n
-        for s in range(n):
-            for j in range(delta_out.shape[1]):
-                delta_out[s, j] *= scale
+    last = codes.shape[0] - 1
+    output_error(sizes, codes, alphas, loss_code, unit_offsets, D, capacity, z_buf, y_buf, delta_buf)
     for layer in range(last, -1, -1):
         delta = layer_rows(delta_buf, capacity, sizes, unit_offsets, layer, n)
         if layer == 0:
@@ -219,25 +277,11 @@ def train_step(
     delta_buf,
     grad,
 ):
-    """One gradient-descent step on the batch; returns E before the update."""
-    E = loss_and_gradient(
-        theta,
-        sizes,
-        codes,
-        alphas,
-        loss_code,
-        w_offsets,
-        b_offsets,
-        unit_offsets,
-        X,
-        D,
-        capacity,
-        z_buf,
-        y_buf,
-        delta_buf,
-        grad,
-    )
-    gradient_descent_update(theta, grad, lr)
+    """One gradient-descent step on the batch (backward pass fused with the update); returns E before it."""
+    E = forward_loss(theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, X, D, capacity,
+                     z_buf, y_buf)  # fmt: skip
+    backward_update(theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, X, D, lr, capacity,
+                    z_buf, y_buf, delta_buf, grad)  # fmt: skip
     return E
 
 
@@ -384,6 +428,8 @@ def fit_epochs(
     n_batches = (n + batch_size - 1) // batch_size
     last = codes.shape[0] - 1
     classify = loss_code != SQUARED_ERROR
+    # plain gradient descent on every parameter: the backward pass and the update fused (as train_step)
+    plain = opt_code == SGD and frozen.shape[0] == 0 and hyper[H_MOMENTUM] == 0.0 and hyper[H_WEIGHT_DECAY] == 0.0
     for epoch in range(epoch_losses.shape[0]):
         if shuffle:
             rng_state[0] = shuffle_in_place(order, rng_state[0])
@@ -400,10 +446,8 @@ def fit_epochs(
                     xb[r, i] = X[row, i]
                 for j in range(n_out):
                     db[r, j] = D[row, j]
-            E = loss_and_gradient(
-                theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, xb, db,
-                batch_size, z_buf, y_buf, delta_buf, grad,
-            )  # fmt: skip
+            E = forward_loss(theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, xb, db,
+                             batch_size, z_buf, y_buf)  # fmt: skip
             if not math.isfinite(E):
                 if backup_valid[0]:
                     for k in range(n_params):
@@ -425,7 +469,13 @@ def fit_epochs(
                 backup[n_params + n1 + k] = state2[k]
             backup_valid[0] = 1
             step_count[0] += 1
-            optimizer_update(opt_code, theta, grad, epoch_lrs[epoch], hyper, state1, state2, step_count[0], frozen)
+            if plain:
+                backward_update(theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, xb, db,
+                                epoch_lrs[epoch], batch_size, z_buf, y_buf, delta_buf, grad)  # fmt: skip
+            else:
+                backward_pass(theta, sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets, xb, db,
+                              batch_size, z_buf, y_buf, delta_buf, grad)  # fmt: skip
+                optimizer_update(opt_code, theta, grad, epoch_lrs[epoch], hyper, state1, state2, step_count[0], frozen)
         epoch_losses[epoch] = total / n_batches
         epoch_correct[epoch] = correct
     return -1

@@ -135,7 +135,7 @@ def activation_scalar(code, z, alpha=0.01):
     if code == TANH:
         return math.tanh(z)
     if code == RELU:
-        return z if z > 0 else z * 0.0
+        return z if (z > 0 or z != z) else 0.0  # NaN stays NaN; -inf gives 0
     if code == LEAKY_RELU:
         return z if z > 0 else alpha * z
     if code == ELU:
@@ -234,7 +234,7 @@ def activation_forward(code, z, y, alpha=0.01):
         for s in range(n):
             for j in range(m):
                 v = z[s, j]
-                y[s, j] = v if v > 0 else v * 0.0
+                y[s, j] = v if (v > 0 or v != v) else 0.0
     elif code == SOFTMAX:
         softmax_rows(z, y)
     elif code == IDENTITY:

@@ -113,7 +113,7 @@ def activation(name, z):
     if name == "tanh":
         return math.tanh(z)
     if name == "relu":
-        return float(z) if z > 0.0 else 0.0
+        return float(z) if (z > 0.0 or z != z) else 0.0  # NaN stays NaN, as in numpy and PyTorch
     if name == "leaky_relu":
         return float(z) if z > 0.0 else a * z
     if name == "elu":
