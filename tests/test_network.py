@@ -163,9 +163,14 @@ def test_network_matches_reference(engine, data):
     E_ref, gW_ref, gb_ref = reference.gradients(W, b, activations, Xl, Dl)
     E, g = net.gradients(X, D)
     assert_close(E, E_ref, dtype, what="E")
+    # A batch gradient is a mean of per-sample terms that may cancel: its rounding error is relative
+    # to the size of those terms (mean |term|), which in float32 can far exceed the result itself.
+    per_sample = [reference.backward(W, b, activations, x, d) for x, d in zip(Xl, Dl)]
     for layer in range(len(weights)):
-        assert_close(g.weights[layer], gW_ref[layer], dtype, what=f"dE/dW[{layer}]")
-        assert_close(g.biases[layer], gb_ref[layer], dtype, what=f"dE/db[{layer}]")
+        w_terms = np.mean([np.abs(r["grad_weights"][layer]).max() for r in per_sample])
+        b_terms = np.mean([np.abs(r["grad_biases"][layer]).max() for r in per_sample])
+        assert_close(g.weights[layer], gW_ref[layer], dtype, what=f"dE/dW[{layer}]", scale=w_terms)
+        assert_close(g.biases[layer], gb_ref[layer], dtype, what=f"dE/db[{layer}]", scale=b_terms)
 
     E_step_ref, W_new, b_new = reference.step(W, b, activations, Xl, Dl, 0.1)
     assert_close(net.step(X, D, lr=0.1), E_step_ref, dtype, what="step E")

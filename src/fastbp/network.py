@@ -65,10 +65,16 @@ class Layout:
         self.n_params = offset
         self.unit_offsets = np.concatenate([[0], np.cumsum(sizes[1:])]).astype(np.int64)
         self.n_units = int(self.unit_offsets[-1])
-
-    def arrays(self):
-        """(sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets): the compiled functions' layout."""
-        return self.sizes, self.codes, self.alphas, self.loss_code, self.w_offsets, self.b_offsets, self.unit_offsets
+        # the tuple the compiled functions of _engine take as ``layout``
+        self.packed = (
+            self.sizes,
+            self.codes,
+            self.alphas,
+            self.loss_code,
+            self.w_offsets,
+            self.b_offsets,
+            self.unit_offsets,
+        )
 
     def split(self, flat):
         """(weights, biases): tuples of views of ``flat`` shaped (n_below, n_above) and (n_above,)."""
@@ -91,6 +97,8 @@ class Workspace:
         self.delta = np.zeros(capacity * layout.n_units, dtype=dtype)
         self.x_batch = np.zeros(capacity * int(layout.sizes[0]), dtype=dtype)
         self.d_batch = np.zeros(capacity * int(layout.sizes[-1]), dtype=dtype)
+        # the tuple the compiled functions of _engine take as ``work``
+        self.work = (capacity, self.z, self.y, self.delta)
 
     def rows(self, buf, layout, layer, n):
         """Copy of the first n rows of layer ``layer``'s block of ``buf`` (0-based over non-input layers)."""
@@ -207,10 +215,9 @@ class _FitRun:
         else:
             ws = self.ws
             status = _engine.fit_epochs(
-                net._theta, *net._layout.arrays(),
-                self.X, self.D, lrs, self.batch_size, self.shuffle, self.rng_state,
+                net._theta, net._layout.packed, self.X, self.D, lrs, self.batch_size, self.shuffle, self.rng_state,
                 self.opt.code, self.hyper, self.opt.state1, self.opt.state2, self.step_count, self.frozen,
-                ws.z, ws.y, ws.delta, net._grad, self.backup, self.backup_valid, ws.x_batch, ws.d_batch,
+                ws.work, net._grad, self.backup, self.backup_valid, ws.x_batch, ws.d_batch,
                 self.order, losses, self.correct[start:stop],
             )  # fmt: skip
             self.opt.step_count = int(self.step_count[0])
@@ -534,7 +541,7 @@ class Network:
                 small.forward(self._theta, X2, Y)
             else:
                 ws = self._work(n)
-                _engine.forward_pass(self._theta, *self._layout.arrays(), X2, ws.capacity, ws.z, ws.y)
+                _engine.forward_pass(self._theta, self._layout.packed, X2, ws.work)
                 Y = ws.rows(ws.y, self._layout, len(self._activations) - 1, n)
         return Y[0] if one_sample else Y
 
@@ -578,9 +585,7 @@ class Network:
             if small is not None:
                 return small.loss_and_gradient(self._theta, X, D, grad)
             ws = self._work(X.shape[0])
-            return _engine.checked_loss_and_gradient(
-                self._theta, *self._layout.arrays(), X, D, ws.capacity, ws.z, ws.y, ws.delta, grad
-            )
+            return _engine.loss_and_gradient(self._theta, self._layout.packed, X, D, ws.work, grad)
 
     def _direct(self, X, D):
         """True if X and D can go to compiled code as they are (checked there for emptiness and finiteness).
@@ -623,39 +628,27 @@ class Network:
         # match go straight to the compiled step, which checks for non-finite values and empty
         # input itself and returns -1.0, untouched, if it finds any.  Everything else, and every
         # error message, goes through the full validation below.
-        if type(lr) is float and 0.0 < lr < _INF:
+        if type(lr) is float and 0.0 < lr < _INF and self._direct(X, D):
+            E = self._train_step(X, D, lr)
+            if E >= 0.0 or E != E:
+                return E
+        X2, D2, _ = self._validate_xd(X, D)
+        return float(self._train_step(X2, D2, check_positive_number(lr, "lr")))
+
+    def _train_step(self, X, D, lr):
+        """Compiled step; -1.0 (nothing changed) if X or D is empty or X, D or the parameters are not finite."""
+        lock = self._lock
+        lock.acquire()
+        try:
             small = self._small
             if small is _LAZY:
                 small = self._small_module()
-            if self._direct(X, D):
-                lock = self._lock
-                lock.acquire()
-                try:
-                    if small is not None:
-                        E = small.train_step(self._theta, X, D, lr)
-                    else:
-                        ws = self._work(X.shape[0])
-                        E = _engine.checked_train_step(
-                            self._theta, *self._layout.arrays(), X, D, self._dtype.type(lr),
-                            ws.capacity, ws.z, ws.y, ws.delta, self._grad,
-                        )  # fmt: skip
-                finally:
-                    lock.release()
-                if E >= 0.0 or E != E:
-                    return E
-        X2, D2, _ = self._validate_xd(X, D)
-        lr = check_positive_number(lr, "lr")
-        small = self._small_module()
-        with self._lock:
             if small is not None:
-                E = small.train_step(self._theta, X2, D2, lr)
-            else:
-                ws = self._work(X2.shape[0])
-                E = _engine.train_step(
-                    self._theta, *self._layout.arrays(), X2, D2, self._dtype.type(lr),
-                    ws.capacity, ws.z, ws.y, ws.delta, self._grad,
-                )  # fmt: skip
-        return float(E)
+                return small.train_step(self._theta, X, D, lr)
+            ws = self._work(X.shape[0])
+            return _engine.train_step(self._theta, self._layout.packed, X, D, self._dtype.type(lr), ws.work, self._grad)
+        finally:
+            lock.release()
 
     def fit(
         self, X, D, epochs=1, lr=None, batch_size=32, shuffle=True, seed=None, trainable=None, optimizer=None,
@@ -830,7 +823,7 @@ class Network:
     def _evaluate(self, X2, D2):
         n = X2.shape[0]
         ws = self._work(n)
-        E = _engine.forward_loss(self._theta, *self._layout.arrays(), X2, D2, ws.capacity, ws.z, ws.y)
+        E = _engine.forward_loss(self._theta, self._layout.packed, X2, D2, ws.work)
         if self._loss == "squared_error":
             return float(E), None
         Y = ws.rows(ws.y, self._layout, len(self._activations) - 1, n)
@@ -881,9 +874,7 @@ class Network:
         grad = np.empty_like(self._theta)
         with self._lock:
             ws = self._work(1)
-            E = _engine.loss_and_gradient(
-                self._theta, *self._layout.arrays(), X2, D2, ws.capacity, ws.z, ws.y, ws.delta, grad
-            )
+            E = _engine.loss_and_gradient(self._theta, self._layout.packed, X2, D2, ws.work, grad)
             g = Gradients(self._layout, grad)
             layers = []
             for layer, name in enumerate(self._activations):

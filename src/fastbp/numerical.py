@@ -45,5 +45,5 @@ def numerical_gradient(net, X, D, eps=1e-6):
     layout = net._layout
     ws = Workspace(layout, X2.shape[0], np.float64)
     grad = np.empty_like(theta)
-    _engine.numerical_gradient_central(theta, *layout.arrays(), X2, D2, eps, ws.capacity, ws.z, ws.y, grad)
+    _engine.numerical_gradient_central(theta, layout.packed, X2, D2, eps, ws.work, grad)
     return Gradients(layout, grad)
