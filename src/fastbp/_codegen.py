@@ -46,7 +46,7 @@ from ._config import COMPILED_SOURCES
 from .kernels import IDENTITY, RELU, SIGMOID, SQUARED_ERROR, TANH
 
 MAX_PARAMS = 256
-CODEGEN_VERSION = 4
+CODEGEN_VERSION = 5
 
 _loaded = {}
 
@@ -117,20 +117,20 @@ def _derivative(code, z, y):
     return "1.0"
 
 
-def _forward_lines(names, codes, indent, param):
+def _forward_lines(names, codes, indent):
     """Lines computing z{l}_{j} and y{l}_{j} of sample r from x_i = X2[r, i]."""
     sizes = names.sizes
     pad = " " * indent
     lines = [f"{pad}y0_{i} = F(X2[r, {i}])" for i in range(sizes[0])]
     for l in range(1, names.L + 1):
         for j in range(sizes[l]):
-            terms = " + ".join(f"{param('w', l, i, j)} * y{l - 1}_{i}" for i in range(sizes[l - 1]))
-            lines.append(f"{pad}z{l}_{j} = F({terms} + {param('b', l, j)})")
+            terms = " + ".join(f"w{l}_{i}_{j} * y{l - 1}_{i}" for i in range(sizes[l - 1]))
+            lines.append(f"{pad}z{l}_{j} = F({terms} + b{l}_{j})")
             lines.append(f"{pad}y{l}_{j} = F({_activation(codes[l - 1], f'z{l}_{j}')})")
     return lines
 
 
-def _backward_lines(names, codes, indent, param):
+def _backward_lines(names, codes, indent):
     """Lines adding sample r's loss to E and its gradient to the g_ locals."""
     sizes, L = names.sizes, names.L
     pad = " " * indent
@@ -141,7 +141,7 @@ def _backward_lines(names, codes, indent, param):
         lines.append(f"{pad}delta{L}_{j} = F(r_{j} * {_derivative(codes[L - 1], f'z{L}_{j}', f'y{L}_{j}')})")
     for l in range(L - 1, 0, -1):
         for j in range(sizes[l]):
-            terms = " + ".join(f"delta{l + 1}_{k} * {param('w', l + 1, j, k)}" for k in range(sizes[l + 1]))
+            terms = " + ".join(f"delta{l + 1}_{k} * w{l + 1}_{j}_{k}" for k in range(sizes[l + 1]))
             fp = _derivative(codes[l - 1], f"z{l}_{j}", f"y{l}_{j}")
             lines.append(f"{pad}delta{l}_{j} = F(({terms}) * {fp})")
     for l in range(1, L + 1):
@@ -169,19 +169,18 @@ def generate_source(sizes, codes, dtype_name):
     names = _Names(sizes)
     params = names.params()
 
-    def from_array(kind, l, *idx):
-        """A parameter read straight from theta (used where parameters are not in locals)."""
-        if kind == "w":
-            i, j = idx
-            return f"theta[{names.w_offset[l] + i * sizes[l] + j}]"
-        return f"theta[{names.b_offset[l] + idx[0]}]"
-
-    def from_local(kind, l, *idx):
-        return f"{kind}{l}_" + "_".join(str(i) for i in idx)
-
     zero_grads = [f"        g_{name} = F(0.0)" for name, _ in params]
     load = [f"    {name} = theta[{k}]" for name, k in params]
     store = [f"    theta[{k}] = {name}" for name, k in params]
+
+    # E and the gradient locals of one batch of n samples (rows r of X2, D2), parameters in locals
+    batch_loop = [
+        "    E = 0.0",
+        *[line[4:] for line in zero_grads],
+        "    for r in range(n):",
+        *_forward_lines(names, codes, 8),
+        *_backward_lines(names, codes, 8),
+    ]
 
     def update(indent):
         return [f"{' ' * indent}{name} = F({name} - eta * F(g_{name} * scale))" for name, _ in params]
@@ -200,19 +199,17 @@ def generate_source(sizes, codes, dtype_name):
         "@jit",
         "def forward(theta, X, Y):",
         "    X2 = as_rows(X)",
+        *load,
         "    for r in range(X2.shape[0]):",
-        *_forward_lines(names, codes, 8, from_array),
+        *_forward_lines(names, codes, 8),
         *[f"        Y[r, {j}] = y{names.L}_{j}" for j in range(sizes[-1])],
         "",
         "",
         "@jit",
         "def loss_and_gradient(theta, X, D, grad):",
         *_check_inputs_lines(4),
-        "    E = 0.0",
-        *[line[4:] for line in zero_grads],
-        "    for r in range(n):",
-        *_forward_lines(names, codes, 8, from_array),
-        *_backward_lines(names, codes, 8, from_array),
+        *load,
+        *batch_loop,
         "    scale = 1.0 / n",
         *[f"    grad[{k}] = F(g_{name} * scale)" for name, k in params],
         "    return E / n",
@@ -223,11 +220,7 @@ def generate_source(sizes, codes, dtype_name):
         *_check_inputs_lines(4),
         "    eta = F(lr)",
         *load,
-        "    E = 0.0",
-        *[line[4:] for line in zero_grads],
-        "    for r in range(n):",
-        *_forward_lines(names, codes, 8, from_local),
-        *_backward_lines(names, codes, 8, from_local),
+        *batch_loop,
         "    scale = 1.0 / n",
         *update(4),
         *store,
@@ -256,8 +249,8 @@ def generate_source(sizes, codes, dtype_name):
         *["    " + line for line in zero_grads],
         "            for rr in range(start, start + m):",
         "                r = order[rr]",
-        *_forward_lines(names, codes, 16, from_local),
-        *_backward_lines(names, codes, 16, from_local),
+        *_forward_lines(names, codes, 16),
+        *_backward_lines(names, codes, 16),
         "            if not math.isfinite(E):",
         "                # diverged: put back the parameters at which the last finite loss was measured",
         *[f"                theta[{k}] = p_{name}" for name, k in params],
