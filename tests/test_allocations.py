@@ -5,8 +5,9 @@ NUMBA_NRT_STATS must be set before numba is imported, hence the subprocess.
 numba itself allocates one small MemInfo record for every array argument it
 unboxes when Python calls a compiled function.  So the test compares each
 method's allocations with those of an empty compiled function called with the
-very same arguments: any difference would be an allocation inside fastbp's
-kernels.  And ``fit`` must allocate the same for 2 epochs as for 50.
+very same arguments (every compiled call a method makes, the finiteness checks
+of its validation included): any difference would be an allocation inside
+fastbp's kernels.  And ``fit`` must allocate the same for 2 epochs as for 50.
 """
 
 import os
@@ -22,6 +23,7 @@ SCRIPT = textwrap.dedent(
     import fastbp
     from fastbp import _engine
     import fastbp.network as network_module
+    import fastbp._validation as validation_module
 
     def allocations():
         stats = rtsys.get_allocation_stats()
@@ -31,7 +33,7 @@ SCRIPT = textwrap.dedent(
     def empty(*args):
         return 0
 
-    recorded = {}
+    recorded = []  # the arguments of every compiled call since the last reset
 
     class Recording:
         # stands in for a module of compiled functions, recording the arguments of each call
@@ -40,15 +42,22 @@ SCRIPT = textwrap.dedent(
             self.module = module
 
         def __getattr__(self, name):
-            original = getattr(self.module, name)
+            return recording(getattr(self.module, name))
 
-            def wrapper(*args):
-                recorded["last"] = args
-                return original(*args)
+    def recording(function):
+        def wrapper(*args):
+            recorded.append(args)
+            return function(*args)
 
-            return wrapper
+        return wrapper
 
     network_module._engine = Recording(_engine)
+    network_module.all_finite_flat = recording(network_module.all_finite_flat)
+    validation_module.all_finite_flat = recording(validation_module.all_finite_flat)
+
+    def unboxing(calls):
+        # what numba allocates to unbox the arguments of these calls (an empty function, same arguments)
+        return sum(allocated_by(lambda: empty(*args))[0] for args in calls)
 
     def allocated_by(call):
         before = allocations()
@@ -75,10 +84,11 @@ SCRIPT = textwrap.dedent(
                 ("fit 2 epochs", lambda: net.fit(X, D, epochs=2, lr=0.01, batch_size=8)),
             ]:
                 call()
-                empty(*recorded["last"])  # compile the probe for these argument types
+                for args in recorded:
+                    empty(*args)  # compile the probe for these argument types
+                recorded.clear()
                 got, leaked = allocated_by(call)
-                args = recorded["last"]  # what the call passed to compiled code
-                boundary, _ = allocated_by(lambda: empty(*args))
+                boundary = unboxing(list(recorded))
                 print(label, method, "allocations:", got, "argument unboxing:", boundary, "not freed:", leaked)
                 assert got == boundary, (label, method, got, boundary)
                 assert leaked == 0, (label, method, leaked)

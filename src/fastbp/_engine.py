@@ -31,13 +31,16 @@ from .kernels import (
     CROSS_ENTROPY,
     H_MOMENTUM,
     H_WEIGHT_DECAY,
+    IDENTITY,
     SGD,
+    SOFTMAX,
     SQUARED_ERROR,
     activation_forward,
     bias_gradient,
     dense_forward,
     hidden_delta,
     loss,
+    multiply_by_derivative,
     optimizer_update,
     output_delta,
     weight_gradient,
@@ -69,6 +72,13 @@ def layer_rows(buf, capacity, sizes, unit_offsets, layer, n):
 
 
 @jit
+def as_one_row(a):
+    """The C-contiguous (n, m) array a as a (1, n * m) view, for elementwise kernels: their inner
+    loop then runs over all n * m entries at once (a 10-unit row leaves SIMD lanes idle)."""
+    return a.reshape((1, a.shape[0] * a.shape[1]))
+
+
+@jit
 def forward_pass(theta, layout, X, work):
     """Forward pass of n = X.shape[0] <= capacity samples; z and y of every layer land in the buffers."""
     sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
@@ -84,7 +94,10 @@ def forward_pass(theta, layout, X, work):
         dense_forward(
             y_prev, layer_weights(theta, sizes, w_offsets, layer), layer_biases(theta, sizes, b_offsets, layer), z
         )
-        activation_forward(codes[layer], z, y, alphas[layer])
+        if codes[layer] == SOFTMAX:
+            activation_forward(SOFTMAX, z, y, alphas[layer])
+        else:
+            activation_forward(codes[layer], as_one_row(z), as_one_row(y), alphas[layer])
 
 
 @jit
@@ -126,20 +139,20 @@ def backward_pass(theta, layout, X, D, work, grad, step_lr):
     n = X.shape[0]
     last = codes.shape[0] - 1
     delta_out = layer_rows(delta_buf, capacity, sizes, unit_offsets, last, n)
-    output_delta(
-        loss_code,
-        codes[last],
-        layer_rows(z_buf, capacity, sizes, unit_offsets, last, n),
-        layer_rows(y_buf, capacity, sizes, unit_offsets, last, n),
-        D,
-        delta_out,
-        alphas[last],
-    )
+    z_out = layer_rows(z_buf, capacity, sizes, unit_offsets, last, n)
+    y_out = layer_rows(y_buf, capacity, sizes, unit_offsets, last, n)
+    if loss_code == CROSS_ENTROPY or codes[last] == SOFTMAX:
+        output_delta(loss_code, codes[last], z_out, y_out, D, delta_out, alphas[last])
+    else:
+        output_delta(
+            loss_code, codes[last], as_one_row(z_out), as_one_row(y_out), as_one_row(D), as_one_row(delta_out),
+            alphas[last],
+        )  # fmt: skip
     if n > 1:
         scale = 1.0 / n
-        for s in range(n):
-            for j in range(delta_out.shape[1]):
-                delta_out[s, j] *= scale
+        delta_flat = as_one_row(delta_out)
+        for k in range(delta_flat.shape[1]):
+            delta_flat[0, k] *= scale
     for layer in range(last, -1, -1):
         delta = layer_rows(delta_buf, capacity, sizes, unit_offsets, layer, n)
         W = layer_weights(theta, sizes, w_offsets, layer)
@@ -147,14 +160,13 @@ def backward_pass(theta, layout, X, D, work, grad, step_lr):
             y_prev = X
         else:
             y_prev = layer_rows(y_buf, capacity, sizes, unit_offsets, layer - 1, n)
-            hidden_delta(
-                codes[layer - 1],
-                delta,
-                W,
-                layer_rows(z_buf, capacity, sizes, unit_offsets, layer - 1, n),
-                y_prev,
-                layer_rows(delta_buf, capacity, sizes, unit_offsets, layer - 1, n),
-                alphas[layer - 1],
+            z_prev = layer_rows(z_buf, capacity, sizes, unit_offsets, layer - 1, n)
+            delta_prev = layer_rows(delta_buf, capacity, sizes, unit_offsets, layer - 1, n)
+            # sum_k delta_k w_jk first (IDENTITY: no factor), then f'(z) over all entries at once;
+            # softmax is an output-only activation, so every hidden one is elementwise
+            hidden_delta(IDENTITY, delta, W, z_prev, y_prev, delta_prev, alphas[layer - 1])
+            multiply_by_derivative(
+                codes[layer - 1], as_one_row(z_prev), as_one_row(y_prev), as_one_row(delta_prev), alphas[layer - 1]
             )
         grad_W = layer_weights(grad, sizes, w_offsets, layer)
         grad_b = layer_biases(grad, sizes, b_offsets, layer)

@@ -22,24 +22,26 @@ def _as_rows_overload(X):
 def all_finite(A):
     """True if every entry of the 2-D array A is finite.
 
-    Sums x * 0, which is 0 for every finite x and NaN for inf or NaN: a
-    branch-free loop that LLVM vectorises (an early-exit loop does not, and
-    cost ~1 ms per step on 1.5M parameters).
+    x * 0 is 0 for every finite x and NaN for inf or NaN, so ``x * 0 != 0``
+    flags exactly the bad entries.  The flags are OR-ed without a branch: an
+    integer OR is associative, so LLVM vectorises the loop (~0.1 ns per
+    entry; an early-exit loop, or a float sum, which LLVM may not reorder
+    with fastmath off, runs at ~0.5 ns).
     """
-    acc = 0.0
+    bad = 0
     for s in range(A.shape[0]):
         for j in range(A.shape[1]):
-            acc += A[s, j] * 0.0
-    return acc == 0.0
+            bad |= A[s, j] * 0.0 != 0.0
+    return bad == 0
 
 
 @jit
 def all_finite_flat(a):
     """True if every entry of the 1-D array a is finite (branch-free, as :func:`all_finite`)."""
-    acc = 0.0
+    bad = 0
     for k in range(a.shape[0]):
-        acc += a[k] * 0.0
-    return acc == 0.0
+        bad |= a[k] * 0.0 != 0.0
+    return bad == 0
 
 
 @jit

@@ -10,6 +10,8 @@ import numbers
 
 import numpy as np
 
+from ._jit_utils import all_finite_flat
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -36,8 +38,8 @@ def as_float_array(a, name, dtype):
 
 
 def check_finite(arr, name):
-    """ValueError naming the first NaN or infinite entry of ``arr``."""
-    if not np.all(np.isfinite(arr)):
+    """ValueError naming the first NaN or infinite entry of ``arr`` (a C-contiguous float array)."""
+    if not all_finite_flat(arr.reshape(-1)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         index = tuple(int(i) for i in bad)
         where = index[0] if len(index) == 1 else index

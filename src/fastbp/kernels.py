@@ -638,7 +638,9 @@ N_HYPER = 6
 
 
 @jit
-def optimizer_update(code, theta, grad, lr, hyper, state1, state2, t, frozen):
+def optimizer_update(
+    code, theta, grad, lr, hyper, state1, state2, t, frozen, theta_out=None, state1_out=None, state2_out=None
+):
     """One optimizer step on the flat parameters, with PyTorch's update rules.
 
     Parameters
@@ -659,15 +661,27 @@ def optimizer_update(code, theta, grad, lr, hyper, state1, state2, t, frozen):
         The step number, starting at 1 (Adam's bias correction).
     frozen : bool ndarray (N,) or (0,)
         Parameters marked True are left alone (their state too).
+    theta_out, state1_out, state2_out : ndarray, optional (all three or none)
+        Shaped like theta, state1, state2: the step is written there and
+        theta, state1, state2 are only read (frozen entries are copied).
 
     Notes
     -----
     SGD: g = grad + weight_decay theta; v = momentum v + g; theta -= lr (g +
     momentum v if nesterov else v) (plain theta -= lr g without momentum).
     Adam: g = grad + weight_decay theta; m = b1 m + (1 - b1) g; v = b2 v +
-    (1 - b2) g^2; theta -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+    (1 - b2) g^2; theta -= (lr / (1 - b1^t)) m / (sqrt(v / (1 - b2^t)) + eps),
+    the bias correction of v as a multiplication by 1 / (1 - b2^t) under the
+    root (PyTorch divides sqrt(v) by sqrt(1 - b2^t): the same to an ulp, and a
+    division is the slowest part of this loop).
     AdamW: theta *= 1 - lr weight_decay first, then Adam without the L2 term.
     """
+    if theta_out is None:
+        # In place: the same arrays, so LLVM sees that each entry is read before it is written (as
+        # separate arguments it would guard the SIMD loop with an overlap check that fails).
+        theta_out = theta
+        state1_out = state1
+        state2_out = state2
     n = theta.shape[0]
     has_frozen = frozen.shape[0] > 0
     weight_decay = hyper[H_WEIGHT_DECAY]
@@ -680,26 +694,26 @@ def optimizer_update(code, theta, grad, lr, hyper, state1, state2, t, frozen):
             if has_frozen:
                 for k in range(n):
                     old = theta[k]
-                    theta[k] = old if frozen[k] else old - lr * grad[k]
+                    theta_out[k] = old if frozen[k] else old - lr * grad[k]
             else:
                 for k in range(n):
-                    theta[k] -= lr * grad[k]
+                    theta_out[k] = theta[k] - lr * grad[k]
             return
         for k in range(n):
             old = theta[k]
+            keep = has_frozen and frozen[k]
             g = grad[k] + weight_decay * old
             if momentum != 0.0:
                 v = momentum * state1[k] + g
-                if not (has_frozen and frozen[k]):
-                    state1[k] = v
+                state1_out[k] = state1[k] if keep else v
                 g = g + momentum * v if nesterov else v
-            theta[k] = old if (has_frozen and frozen[k]) else old - lr * g
+            theta_out[k] = old if keep else old - lr * g
         return
     beta1 = hyper[H_BETA1]
     beta2 = hyper[H_BETA2]
     eps = hyper[H_EPS]
     step_size = lr / (1.0 - beta1**t)
-    sqrt_bias2 = math.sqrt(1.0 - beta2**t)
+    inv_bias2 = 1.0 / (1.0 - beta2**t)
     decoupled = code == ADAMW
     shrink = 1.0 - lr * weight_decay if decoupled else 1.0
     l2 = 0.0 if decoupled else weight_decay
@@ -710,15 +724,15 @@ def optimizer_update(code, theta, grad, lr, hyper, state1, state2, t, frozen):
             m = beta1 * state1[k] + (1.0 - beta1) * g
             v = beta2 * state2[k] + (1.0 - beta2) * g * g
             keep = frozen[k]
-            state1[k] = state1[k] if keep else m
-            state2[k] = state2[k] if keep else v
-            theta[k] = old if keep else old * shrink - step_size * m / (math.sqrt(v) / sqrt_bias2 + eps)
+            state1_out[k] = state1[k] if keep else m
+            state2_out[k] = state2[k] if keep else v
+            theta_out[k] = old if keep else old * shrink - step_size * m / (math.sqrt(v * inv_bias2) + eps)
     else:
         for k in range(n):
             old = theta[k]
             g = grad[k] + l2 * old
             m = beta1 * state1[k] + (1.0 - beta1) * g
             v = beta2 * state2[k] + (1.0 - beta2) * g * g
-            state1[k] = m
-            state2[k] = v
-            theta[k] = old * shrink - step_size * m / (math.sqrt(v) / sqrt_bias2 + eps)
+            state1_out[k] = m
+            state2_out[k] = v
+            theta_out[k] = old * shrink - step_size * m / (math.sqrt(v * inv_bias2) + eps)

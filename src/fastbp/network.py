@@ -18,6 +18,7 @@ import threading
 import numpy as np
 
 from . import _codegen, _engine
+from ._jit_utils import all_finite_flat
 from ._validation import (
     as_batch,
     as_float_array,
@@ -508,7 +509,7 @@ class Network:
 
     def _check_parameters(self):
         """ValueError naming the first weight or bias that is NaN or infinite (e.g. after an edit of a view)."""
-        if np.all(np.isfinite(self._theta)):
+        if all_finite_flat(self._theta):
             return
         k = int(np.argmax(~np.isfinite(self._theta)))
         layout = self._layout
