@@ -230,3 +230,65 @@ def test_optimizer_kernel_matches_pure_python_reference(code, hyper, dtype):
             p, m, v = reference.adam_update(p, grads, m, v, t, lr, decoupled=code == "adamw", **hyper)
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(theta, p, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("with_frozen", [False, True])
+@pytest.mark.parametrize(
+    "code, momentum_or_beta1, weight_decay",
+    [("sgd", 0.0, 0.0), ("sgd", 0.9, 0.01), ("adam", 0.9, 0.1), ("adamw", 0.85, 0.05)],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_optimizer_update_out_of_place_equals_in_place(code, momentum_or_beta1, weight_decay, with_frozen, dtype):
+    """theta_out/state*_out get exactly what the in-place update writes; the inputs are only read."""
+    from fastbp import kernels
+
+    rng = np.random.default_rng(1)
+    n = 53
+    h = np.zeros(kernels.N_HYPER)
+    h[kernels.H_WEIGHT_DECAY] = weight_decay
+    if code == "sgd":
+        h[kernels.H_MOMENTUM] = momentum_or_beta1
+    else:
+        h[kernels.H_BETA1], h[kernels.H_BETA2], h[kernels.H_EPS] = momentum_or_beta1, 0.99, 1e-8
+    kernel_code = {"sgd": kernels.SGD, "adam": kernels.ADAM, "adamw": kernels.ADAMW}[code]
+    frozen = rng.random(n) < 0.3 if with_frozen else np.zeros(0, np.bool_)
+    theta = rng.normal(size=n).astype(dtype)
+    s1 = np.abs(rng.normal(size=n if momentum_or_beta1 else 0)).astype(dtype)  # no velocity without momentum
+    s2 = np.abs(rng.normal(size=n)).astype(dtype) if code != "sgd" else np.zeros(0, dtype)
+    inputs = [a.copy() for a in (theta, s1, s2)]
+    outs = [np.full_like(a, np.nan) for a in (theta, s1, s2)]
+    g = rng.normal(size=n).astype(dtype)
+    kernels.optimizer_update(kernel_code, theta, g, dtype(0.05), h, s1, s2, 3, frozen, *outs)
+    for a, a0 in zip((theta, s1, s2), inputs):
+        np.testing.assert_array_equal(a, a0)
+    kernels.optimizer_update(kernel_code, theta, g, dtype(0.05), h, s1, s2, 3, frozen)
+    for out, in_place in zip(outs, (theta, s1, s2)):
+        assert out.tobytes() == in_place.tobytes()
+    if with_frozen:
+        np.testing.assert_array_equal(theta[frozen], inputs[0][frozen])
+
+
+@pytest.mark.parametrize("per_epoch", [False, True])
+@pytest.mark.parametrize("lr", [1e2, 1e5, 1e20, 1e80])  # divergence at epochs 4, 3, 2, 1
+def test_optimizer_divergence_puts_back_the_parameters_and_state_before_the_last_step(lr, per_epoch):
+    """With an optimizer, fit steps out of place between theta and a second buffer.  After a divergence
+    at epoch e (one batch per epoch: the loss at the parameters of e steps is the first that is not
+    finite) the network and the optimizer hold exactly what e - 1 clean epochs give, whether e - 1 is odd
+    or even, and whether fit runs in one compiled call or epoch by epoch."""
+    rng = np.random.default_rng(0)
+    X, D = rng.normal(size=(8, 3)), rng.normal(size=(8, 2)) * 1e3
+    extra = dict(validation_data=(X, D)) if per_epoch else {}
+    net = fastbp.Network([3, 16, 2], ["relu", "identity"], seed=0)
+    opt = fastbp.SGD(lr=lr, momentum=0.9, weight_decay=0.5)
+    with pytest.raises(DivergenceError) as info:
+        with np.errstate(all="ignore"):
+            net.fit(X, D, epochs=60, batch_size=8, shuffle=False, optimizer=opt, **extra)
+    good_epochs = info.value.epoch
+    assert info.value.batch == 0 and good_epochs >= 1
+    twin = fastbp.Network([3, 16, 2], ["relu", "identity"], seed=0)
+    twin_opt = fastbp.SGD(lr=lr, momentum=0.9, weight_decay=0.5).bind(twin.n_params, twin.dtype)
+    if good_epochs > 1:
+        twin.fit(X, D, epochs=good_epochs - 1, batch_size=8, shuffle=False, optimizer=twin_opt)
+    assert net.flat_parameters.tobytes() == twin.flat_parameters.tobytes()
+    assert opt.state1.tobytes() == twin_opt.state1.tobytes()
+    assert opt.step_count == twin_opt.step_count == good_epochs - 1
