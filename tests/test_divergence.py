@@ -65,3 +65,15 @@ def test_divergence_on_the_first_batch_leaves_the_network_as_it_was():
     assert (info.value.epoch, info.value.batch) == (0, 0)
     assert net.flat_parameters.tobytes() == before
     assert len(info.value.history.loss) == 0
+
+
+def test_divergence_error_survives_pickling():
+    """Dask sends exceptions from its workers pickled; the attributes and the message come through."""
+    import pickle
+
+    net, X, D = diverging_case("generic")
+    with pytest.raises(DivergenceError) as info:
+        net.fit(X, D, epochs=10, lr=1e50, batch_size=2, shuffle=False)
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert (copy.epoch, copy.batch, str(copy)) == (info.value.epoch, info.value.batch, str(info.value))
+    np.testing.assert_array_equal(copy.history.loss, info.value.history.loss)

@@ -25,3 +25,8 @@ class DivergenceError(FloatingPointError):
             f"training diverged: the loss of epoch {epoch}, batch {batch} is not finite; "
             f"the parameters before that step were kept (try a smaller lr)"
         )
+
+    def __reduce__(self):
+        # rebuilt from the three arguments (not from self.args, the message), so that it survives
+        # pickling, e.g. from a Dask worker to the client
+        return type(self), (self.epoch, self.batch, self.history)
