@@ -313,11 +313,13 @@ def test_fit_mean_of_batch_losses():
     assert h.loss[0] == pytest.approx(np.mean(losses), rel=RTOL[np.dtype(np.float64)])
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("trainable", [[False, True], [True, False], [False, False]])
-def test_fit_with_frozen_layers_changes_only_trainable_ones(trainable):
+def test_fit_with_frozen_layers_changes_only_trainable_ones(trainable, engine):
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
     D = np.array([[0], [1], [1], [0]], dtype=float)
-    net = fastbp.Network([2, 2, 1], ["sigmoid", "sigmoid"], seed=1)
+    seeded = fastbp.Network([2, 2, 1], ["sigmoid", "sigmoid"], seed=1)
+    net = build_network(seeded.weights, seeded.biases, ["sigmoid", "sigmoid"], engine)
     before = [(w.copy(), b.copy()) for w, b in zip(net.weights, net.biases)]
     net.fit(X, D, epochs=50, lr=0.5, batch_size=2, seed=0, trainable=trainable)
     for layer, flag in enumerate(trainable):
@@ -328,10 +330,12 @@ def test_fit_with_frozen_layers_changes_only_trainable_ones(trainable):
             assert net.weights[layer].tobytes() == w0.tobytes() and net.biases[layer].tobytes() == b0.tobytes()
 
 
-def test_fit_with_frozen_hidden_layer_equals_manual_output_only_steps():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fit_with_frozen_hidden_layer_equals_manual_output_only_steps(engine):
     X = np.random.default_rng(0).normal(size=(6, 3))
     D = np.random.default_rng(1).normal(size=(6, 2))
-    net = fastbp.Network([3, 4, 2], ["tanh", "identity"], seed=0)
+    seeded = fastbp.Network([3, 4, 2], ["tanh", "identity"], seed=0)
+    net = build_network(seeded.weights, seeded.biases, ["tanh", "identity"], engine)
     twin = net.copy()
     net.fit(X, D, epochs=2, lr=0.1, batch_size=3, shuffle=False, trainable=[False, True])
     for _ in range(2):

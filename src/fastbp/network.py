@@ -193,8 +193,11 @@ class _FitRun:
         self.step_count = np.array([opt.step_count], dtype=np.int64)
         self.backup_valid = np.zeros(1, dtype=np.int64)
         self.small = None
-        if frozen.size == 0 and getattr(opt, "is_plain", lambda: False)():
+        if getattr(opt, "is_plain", lambda: False)():
             self.small = net._small_module()
+            # the generated code takes one flag per layer (1: frozen), from the first parameter of each
+            w_offsets = net._layout.w_offsets
+            self.frozen_layers = np.array([frozen[w] if frozen.size else 0 for w in w_offsets], dtype=np.uint8)
         if self.small is not None:
             self.backup = net._backup
         else:
@@ -210,7 +213,7 @@ class _FitRun:
         if self.small is not None:
             status = self.small.fit_epochs(
                 net._theta, self.X, self.D, lrs, self.batch_size, self.shuffle, self.rng_state,
-                self.backup, self.backup_valid, self.order, losses,
+                self.backup, self.backup_valid, self.order, losses, self.frozen_layers,
             )  # fmt: skip
             self.opt.step_count += (stop - start) * -(-self.n // self.batch_size) if status < 0 else 0
         else:
