@@ -8,7 +8,7 @@ from .distributed_compare import SWEEP_SEEDS, setup_sweep, setup_sync, start_clu
 
 
 class SweepThroughput:
-    """``fastbp.distributed.sweep`` of the frozen-hidden experiment: 2 x 250 XOR networks of 5000 epochs."""
+    """``fastbp.distributed.sweep`` of the frozen-hidden experiment: 2 x 2000 XOR networks of 5000 epochs."""
 
     params = [[1, 2]]
     param_names = ["n_workers"]

@@ -48,7 +48,7 @@ try:
 except ImportError:  # run as a script: python benchmarks/distributed_compare.py
     from workloads import DIGITS_ACTIVATIONS, DIGITS_BATCH, DIGITS_LR, DIGITS_SIZES, XOR_D, XOR_X
 
-SWEEP_SEEDS = 250  # 500 networks: two per seed
+SWEEP_SEEDS = 2000  # 4000 networks, two per seed: a few seconds of work, so that Dask's per-task cost is amortised
 SWEEP_EPOCHS = 5000
 SWEEP_LR = 2.0
 # sync mode: W3's digits network (sizes, activations, batch, step size) on 1440 synthetic rows

@@ -38,7 +38,7 @@ set up once and reused by every later task (one network per architecture and
 worker thread).  The first task on a fresh worker process pays for
 compilation; measured on a 2-core VM (``benchmarks/distributed_compare.py``,
 first call minus second call on a new 1-worker cluster): with empty caches
-5.2 s for a sweep of the 2-2-1 XOR network (generated code) and 7.7 s for a
+5.2 s for a sweep of the 2-2-1 XOR network (generated code) and 7.5 s for a
 sync step of a 64-64-10 network (generic engine); with warm caches 0.3 s and
 0.4 s (loading the cached machine code); nothing for every later task in
 that process.  A worker that has not imported fastbp yet adds about 0.3 s.
