@@ -131,3 +131,31 @@ def test_parameterised_activations_round_trip_and_init():
     assert net.activations == ("leaky_relu(0.2)", "softmax")
     assert np.abs(net.weights[0]).max() <= np.sqrt(6 / 4)  # He for the relu family
     assert net._small is None  # the generated code covers only the tutorial's activations
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cross_entropy_of_softmax_equals_cross_entropy_from_z(dtype):
+    """The loss the network reports (logs of y = softmax(z)) against the log-sum-exp form from z alone, on
+    ordinary rows, rows whose softmax underflows to 0 or below 1e-30 at the target, and soft targets."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(40, 7)) * 3
+    z[5] = [0.0, 900.0, -900.0, 1.0, 2.0, 3.0, 4.0]  # e^(-1800) is 0: y underflows
+    z[6] = [0.0, 80.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # y_0 = e^-80 ~ 1.8e-35: below 1e-30 but not 0
+    d = np.eye(7)[rng.integers(0, 7, 40)]
+    d[5], d[6] = np.eye(7)[2], np.eye(7)[0]
+    d[7] = rng.dirichlet(np.ones(7))  # a distribution, not one-hot
+    d[8] = 0.0
+    d[8, [1, 4]] = 0.5
+    z, d = z.astype(dtype), d.astype(dtype)
+    y = np.empty_like(z)
+    kernels.softmax_rows(z, y)
+    assert y[5, 2] == 0.0 and 0.0 < y[6, 0] < 1e-30
+    expected = kernels.cross_entropy(z, d)
+    got = kernels.cross_entropy_of_softmax(z, y, d)
+    assert np.isfinite(got) and got > 1800 / 40
+    assert got == pytest.approx(expected, rel=1e-12 if dtype == np.float64 else 1e-5)
+    for s in (5, 6, 7, 8):  # row by row against the pure-Python reference
+        zs, ds = z[s].astype(float).tolist(), d[s].astype(float).tolist()
+        want = reference.loss("cross_entropy", reference.softmax(zs), ds, zs)
+        one = kernels.cross_entropy_of_softmax(z[s : s + 1], y[s : s + 1], d[s : s + 1])
+        assert one == pytest.approx(want, rel=1e-12 if dtype == np.float64 else 1e-5)
