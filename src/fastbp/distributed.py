@@ -38,9 +38,9 @@ set up once and reused by every later task (one network per architecture and
 worker thread).  The first task on a fresh worker process pays for
 compilation; measured on a 2-core VM (``benchmarks/distributed_compare.py``,
 first call minus second call on a new 1-worker cluster): with empty caches
-5.2 s for a sweep of the 2-2-1 XOR network (generated code) and 7.5 s for a
-sync step of a 64-64-10 network (generic engine); with warm caches 0.3 s and
-0.4 s (loading the cached machine code); nothing for every later task in
+5.0 s for a sweep of the 2-2-1 XOR network (generated code) and 8.0 s for a
+sync step of a 64-64-10 network (generic engine); with warm caches 0.25 s and
+0.26 s (loading the cached machine code); nothing for every later task in
 that process.  A worker that has not imported fastbp yet adds about 0.3 s.
 Warm the caches once (any fastbp run on the machine, or on a shared cache
 directory) before timing a cluster.
@@ -244,6 +244,17 @@ def _sync_part(shard, theta, spec, epoch, k, n_steps, shuffle, seed):
         return E * n, g.flat * n, n
 
 
+class _ShardActor:
+    """A Dask actor holding one shard, on the shard's worker: sync steps call :meth:`part` directly, without
+    a trip through the scheduler (about 3 ms a step on a 2-worker LocalCluster, against 13 ms for tasks)."""
+
+    def __init__(self, shard):
+        self.shard = shard
+
+    def part(self, theta, spec, epoch, k, n_steps, shuffle, seed):
+        return _sync_part(self.shard, theta, spec, epoch, k, n_steps, shuffle, seed)
+
+
 def _average_part(shard, theta, spec, epoch, lr, batch_size, shuffle, seed):
     """One shard's local epoch: (parameters after it (n_params,), rows, mean batch loss, diverged batch or -1)."""
     if shard.n == 0:
@@ -417,8 +428,10 @@ def fit_data_parallel(
         mini-batch's row count and applies ``theta -= lr * g`` to the flat
         parameters: the same arithmetic as ``net.step`` on the whole
         mini-batch on one machine (equal to 1e-12 in float64).  One round trip
-        per step, which costs Dask about 13 ms on a 2-worker LocalCluster:
-        worth it when a step's computation takes much longer than that.
+        per step, to one Dask actor per shard (made on the shard's worker and
+        called directly, about 3 ms on a 2-worker LocalCluster, where tasks
+        through the scheduler take 13 ms; a lost actor's steps fall back to
+        tasks): worth it when a step's computation takes much longer than that.
         ``"average"``: local SGD.  Every epoch, each shard trains one epoch of
         ``net.fit`` (plain SGD, ``batch_size``, its rows shuffled with a seed
         derived from (seed, epoch, shard)) from the current parameters, and
@@ -465,7 +478,7 @@ def fit_data_parallel(
     the flat parameter vector travels to the workers, and one gradient or
     parameter vector per shard back; the shards stay where they were loaded
     (with their lineage, so a shard lost with its worker is recomputed).  The
-    first task on a worker process pays fastbp's compilation: about 0.4 s
+    first task on a worker process pays fastbp's compilation: about 0.3 s
     with numba's disk cache warm, 8 s cold (see the module's docstring).
     """
     _check_network(net)
@@ -505,34 +518,106 @@ def _submit_theta(client, theta):
     return client.scatter(theta, broadcast=True, hash=False)
 
 
+def _start_actors(client, shards):
+    """(actors, their futures): one :class:`_ShardActor` per shard on the shard's worker, or (None, []) if
+    they cannot be made (sync mode then runs on tasks only)."""
+    futures = []
+    try:
+        who_has = client.who_has(shards)
+        for shard in shards:
+            where = list(who_has.get(shard.key, ()))
+            placement = dict(workers=where, allow_other_workers=True) if where else {}
+            futures.append(client.submit(_ShardActor, shard, actor=True, **placement))
+        return [f.result() for f in futures], futures
+    except Exception:
+        client.cancel(futures)
+        return None, []
+
+
+_ACTOR_POLL_SECONDS = 0.05
+
+
+def _actor_round(actors, actor_futures, args, timeout, what):
+    """One sync step through the actors: the shards' parts, or None if an actor is gone (its worker died).
+
+    The calls are waited on in slices of 50 ms, and between slices the actors' own futures are checked:
+    the scheduler marks them lost as soon as a worker dies, while a call to a dead worker could wait
+    for a connection timeout (seen once: 30 s).  RuntimeError after ``timeout`` seconds, as tasks.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    poll = _ACTOR_POLL_SECONDS if timeout is None else min(_ACTOR_POLL_SECONDS, timeout)
+    try:
+        calls = [actor.part(*args) for actor in actors]
+    except Exception:  # "Worker holding Actor was lost"
+        return None
+    parts = []
+    for call in calls:
+        while True:
+            try:
+                parts.append(call.result(timeout=poll))
+                break
+            except TimeoutError:
+                if any(future.status != "finished" for future in actor_futures):
+                    return None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise RuntimeError(
+                        f"{what} failed: TimeoutError: no result within {timeout} s; "
+                        "the network was left as it was before the call"
+                    ) from None
+            except Exception:  # the worker died during the call
+                return None
+    return parts
+
+
 def _sync(client, shards, row_chunks, theta, spec, epochs, lr, batch_size, shuffle, seed, retries, timeout):
+    """Sync mode.  Each step goes to the shards' actors.  Once an actor fails (its worker died), this step
+    and the rest of the epoch go through tasks instead, which Dask reruns, recomputing lost shards from
+    their lineage; the next epoch makes new actors.  Both ways run the same :func:`_sync_part` on the
+    same shard, so the numbers do not change."""
     n_steps = _steps_per_epoch(sum(row_chunks), batch_size)
     token = uuid.uuid4().hex
     lr_t = theta.dtype.type(lr)
     losses = []
-    for epoch in range(epochs):
-        batch_losses = np.empty(n_steps)
-        for k in range(n_steps):
-            args = (_submit_theta(client, theta), spec, epoch, k, n_steps, shuffle, seed)
-            futures = [
-                client.submit(_sync_part, shard, *args, key=f"fastbp-sync-{token}-{epoch}-{k}-{s}", retries=retries)
-                for s, shard in enumerate(shards)
-            ]
-            parts = _run_round(client, futures, timeout, f"sync step {k} of epoch {epoch}")
-            n = sum(p[2] for p in parts)
-            E = sum(p[0] for p in parts) / n
-            grad = np.zeros(theta.shape, dtype=np.float64)
-            with np.errstate(over="ignore", invalid="ignore"):  # a divergence is detected below
-                for _, g, count in parts:
-                    if count:
-                        grad += g
-                grad /= n
-                new_theta = theta - lr_t * grad.astype(theta.dtype, copy=False)
-            if not (math.isfinite(E) and np.all(np.isfinite(new_theta))):
-                raise DivergenceError(epoch, k, History(np.asarray(losses), lr=np.full(len(losses), lr)))
-            theta[...] = new_theta
-            batch_losses[k] = E
-        losses.append(float(np.mean(batch_losses)))
+    actors, actor_futures = None, []
+    try:
+        for epoch in range(epochs):
+            if actors is None:
+                actors, actor_futures = _start_actors(client, shards)
+            batch_losses = np.empty(n_steps)
+            for k in range(n_steps):
+                what = f"sync step {k} of epoch {epoch}"
+                parts = None
+                if actors is not None:
+                    args = (theta.copy(), spec, epoch, k, n_steps, shuffle, seed)
+                    parts = _actor_round(actors, actor_futures, args, timeout, what)
+                    if parts is None:
+                        client.cancel(actor_futures)
+                        actors, actor_futures = None, []
+                if parts is None:
+                    args = (_submit_theta(client, theta), spec, epoch, k, n_steps, shuffle, seed)
+                    futures = [
+                        client.submit(
+                            _sync_part, shard, *args, key=f"fastbp-sync-{token}-{epoch}-{k}-{s}", retries=retries
+                        )
+                        for s, shard in enumerate(shards)
+                    ]
+                    parts = _run_round(client, futures, timeout, what)
+                n = sum(p[2] for p in parts)
+                E = sum(p[0] for p in parts) / n
+                grad = np.zeros(theta.shape, dtype=np.float64)
+                with np.errstate(over="ignore", invalid="ignore"):  # a divergence is detected below
+                    for _, g, count in parts:
+                        if count:
+                            grad += g
+                    grad /= n
+                    new_theta = theta - lr_t * grad.astype(theta.dtype, copy=False)
+                if not (math.isfinite(E) and np.all(np.isfinite(new_theta))):
+                    raise DivergenceError(epoch, k, History(np.asarray(losses), lr=np.full(len(losses), lr)))
+                theta[...] = new_theta
+                batch_losses[k] = E
+            losses.append(float(np.mean(batch_losses)))
+    finally:
+        client.cancel(actor_futures)
     return losses
 
 
