@@ -41,13 +41,12 @@ def test_sweep_throughput(benchmark, client):
 
 
 def test_sync_step(benchmark, client):
-    if len(client.nthreads()) != 2:
-        pytest.skip("sync mode is measured on 2 workers")
+    """Per-step time of sync mode with 2 shards (on 1 worker both shards' actors share it)."""
     benchmark.group = "distributed: sync-mode step"
     measure = setup_sync(client)
     sample = benchmark.pedantic(measure, rounds=5 if benchmark.enabled else 1, iterations=1)
     benchmark.extra_info.update(
-        step_ms=1e3 * sample["cluster"], local_step_ms=1e3 * sample["local"],
+        n_workers=len(client.nthreads()), step_ms=1e3 * sample["cluster"], local_step_ms=1e3 * sample["local"],
         overhead_ms=1e3 * (sample["cluster"] - sample["local"]),
     )  # fmt: skip
     assert sample["cluster"] > sample["local"] > 0
