@@ -134,3 +134,18 @@ def test_from_weights_errors():
         fastbp.Network([1, 1], ["relu"], dtype=np.int32)
     with pytest.raises(ValueError, match="at least one unit"):
         fastbp.Network([2, 0, 1], ["relu", "relu"])
+
+
+def test_check_finite_takes_every_real_dtype_and_layout():
+    """The compiled check runs on float32/float64 (any layout); integers, booleans and float16 go another way."""
+    from fastbp._validation import check_finite
+
+    for ok in (np.arange(6).reshape(2, 3), np.ones((2, 3), np.float16), np.ones((3, 2)).T, np.array([True, False])):
+        check_finite(ok, "X")
+    for bad, where in [
+        (np.array([[1, np.inf]], np.float16), r"X\[\(0, 1\)\] is inf"),
+        (np.array([[1.0, 2.0], [np.nan, 1.0]]).T, r"X\[\(0, 1\)\] is nan"),
+        (np.array([1, -np.inf], np.float32), r"X\[1\] is -inf"),
+    ]:
+        with pytest.raises(ValueError, match=where):
+            check_finite(bad, "X")

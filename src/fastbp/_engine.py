@@ -284,7 +284,7 @@ def fit_epochs(
     alt_theta = backup[:n_params]
     alt1 = backup[n_params : n_params + n1]
     alt2 = backup[n_params + n1 : n_params + n1 + n2]
-    in_alt = False  # the current parameters and state are those in backup (after an odd number of steps)
+    in_alt = False  # True while the current parameters and state are those in backup (an odd number of steps)
     status = -1
     for epoch in range(epoch_losses.shape[0]):
         if shuffle:

@@ -38,8 +38,12 @@ def as_float_array(a, name, dtype):
 
 
 def check_finite(arr, name):
-    """ValueError naming the first NaN or infinite entry of ``arr`` (a C-contiguous float array)."""
-    if not all_finite_flat(arr.reshape(-1)):
+    """ValueError naming the first NaN or infinite entry of ``arr``, an array of real numbers."""
+    if arr.dtype in FLOAT_DTYPES:  # compiled, ~0.1 ns an entry
+        finite = all_finite_flat(arr.reshape(-1))
+    else:  # integers and booleans are finite; float16 and longdouble go to numpy
+        finite = arr.dtype.kind in "biu" or bool(np.all(np.isfinite(arr)))
+    if not finite:
         bad = np.argwhere(~np.isfinite(arr))[0]
         index = tuple(int(i) for i in bad)
         where = index[0] if len(index) == 1 else index
