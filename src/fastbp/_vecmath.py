@@ -69,33 +69,15 @@ def _pow2(n):
 
 
 @jit
-def _exp_poly(r):
-    """exp(r) for |r| <= 0.35: Taylor polynomial of degree 13, Horner form."""
-    p = 1.0 / 6227020800.0
-    p = fmuladd(p, r, 1.0 / 479001600.0)
-    p = fmuladd(p, r, 1.0 / 39916800.0)
-    p = fmuladd(p, r, 1.0 / 3628800.0)
-    p = fmuladd(p, r, 1.0 / 362880.0)
-    p = fmuladd(p, r, 1.0 / 40320.0)
-    p = fmuladd(p, r, 1.0 / 5040.0)
-    p = fmuladd(p, r, 1.0 / 720.0)
-    p = fmuladd(p, r, 1.0 / 120.0)
-    p = fmuladd(p, r, 1.0 / 24.0)
-    p = fmuladd(p, r, 1.0 / 6.0)
-    p = fmuladd(p, r, 0.5)
-    p = fmuladd(p, r, 1.0)
-    return fmuladd(p, r, 1.0)
+def _reduce(x):
+    """(n, r) with x = n ln2 + r, n an integer-valued float and |r| <= ln2/2 (Cody-Waite, two parts of ln2)."""
+    n = (x * LOG2E + SHIFT) - SHIFT
+    return n, (x - n * LN2_HI) - n * LN2_LO
 
 
 @jit
-def _expm1(u):
-    """e^u - 1 for 0 <= u <= 40, without cancellation near 0.
-
-    u = n ln2 + r as in :func:`exp`; e^u - 1 = 2^n (e^r - 1) + (2^n - 1), where
-    e^r - 1 = r (1 + r/2 + r^2/6 + ...) has no cancellation and 2^n - 1 is exact.
-    """
-    n = (u * LOG2E + SHIFT) - SHIFT
-    r = (u - n * LN2_HI) - n * LN2_LO
+def _expm1_series(r):
+    """(e^r - 1) / r = 1 + r/2 + r^2/6 + ... + r^12/13! for |r| <= 0.35, Horner form (truncation below 4e-18)."""
     q = 1.0 / 6227020800.0
     q = fmuladd(q, r, 1.0 / 479001600.0)
     q = fmuladd(q, r, 1.0 / 39916800.0)
@@ -108,9 +90,19 @@ def _expm1(u):
     q = fmuladd(q, r, 1.0 / 24.0)
     q = fmuladd(q, r, 1.0 / 6.0)
     q = fmuladd(q, r, 0.5)
-    q = fmuladd(q, r, 1.0)
+    return fmuladd(q, r, 1.0)
+
+
+@jit
+def _expm1(u):
+    """e^u - 1 for 0 <= u <= 40, without cancellation near 0.
+
+    u = n ln2 + r as in :func:`exp`; e^u - 1 = 2^n (e^r - 1) + (2^n - 1), where
+    e^r - 1 = r (1 + r/2 + r^2/6 + ...) has no cancellation and 2^n - 1 is exact.
+    """
+    n, r = _reduce(u)
     scale = _pow2(n)
-    return fmuladd(scale, q * r, scale - 1.0)
+    return fmuladd(scale, _expm1_series(r) * r, scale - 1.0)
 
 
 @jit
@@ -118,10 +110,9 @@ def exp(x):
     """e^x for a float64 x, vectorisable; NaN gives NaN."""
     xc = x if x > X_MIN else X_MIN
     xc = xc if xc < X_MAX else X_MAX
-    n = (xc * LOG2E + SHIFT) - SHIFT
-    r = (xc - n * LN2_HI) - n * LN2_LO
+    n, r = _reduce(xc)
     half = (n * 0.5 + SHIFT) - SHIFT  # n = half + (n - half), both halves in range
-    y = _exp_poly(r) * _pow2(half) * _pow2(n - half)
+    y = fmuladd(_expm1_series(r), r, 1.0) * _pow2(half) * _pow2(n - half)
     return y if x == x else x
 
 

@@ -180,6 +180,26 @@ def activation_derivative_scalar(code, z, y, alpha=0.01):
 
 
 @jit
+def row_max(z, s):
+    """max_j z[s, j] (the first maximum; a NaN compares false and is skipped unless it is z[s, 0])."""
+    top = z[s, 0]
+    for j in range(1, z.shape[1]):
+        if z[s, j] > top:
+            top = z[s, j]
+    return top
+
+
+@jit
+def log_sum_exp_row(z, s):
+    """log sum_j e^(z[s, j]), as m + log sum_j e^(z[s, j] - m) with m = :func:`row_max`: no overflow."""
+    top = row_max(z, s)
+    sum_exp = 0.0
+    for j in range(z.shape[1]):
+        sum_exp += math.exp(z[s, j] - top)
+    return top + math.log(sum_exp)
+
+
+@jit
 def softmax_rows(z, y):
     """y[s] = softmax(z[s]) for every row: y_j = e^(z_j - m) / sum_k e^(z_k - m), m = max_k z_k.
 
@@ -188,10 +208,7 @@ def softmax_rows(z, y):
     """
     n, m = z.shape
     for s in range(n):
-        top = z[s, 0]
-        for j in range(1, m):
-            if z[s, j] > top:
-                top = z[s, j]
+        top = row_max(z, s)
         # the exponentials in a loop of their own (SIMD), then their sum: 1.7 -> 1.0 us for 32 x 10
         for j in range(m):
             y[s, j] = _vecmath.exp(z[s, j] - top)
@@ -447,14 +464,7 @@ def cross_entropy(z, d):
     n, m = z.shape
     total = 0.0
     for s in range(n):
-        top = z[s, 0]
-        for j in range(1, m):
-            if z[s, j] > top:
-                top = z[s, j]
-        sum_exp = 0.0
-        for j in range(m):
-            sum_exp += math.exp(z[s, j] - top)
-        log_sum = top + math.log(sum_exp)
+        log_sum = log_sum_exp_row(z, s)
         for j in range(m):
             total -= d[s, j] * (z[s, j] - log_sum)
     return total / n
@@ -485,14 +495,7 @@ def cross_entropy_of_softmax(z, y, d):
                 if yj >= 1e-30:
                     total -= dj * math.log(yj)
                 else:
-                    top = z[s, 0]
-                    for k in range(1, m):
-                        if z[s, k] > top:
-                            top = z[s, k]
-                    sum_exp = 0.0
-                    for k in range(m):
-                        sum_exp += math.exp(z[s, k] - top)
-                    total -= dj * (z[s, j] - top - math.log(sum_exp))
+                    total -= dj * (z[s, j] - log_sum_exp_row(z, s))
     return total / n
 
 
