@@ -50,6 +50,15 @@ def check_finite(arr, name):
         raise ValueError(f"{name} must be finite, but {name}[{where}] is {arr[tuple(bad)]}")
 
 
+def as_pair(value, name, what):
+    """The two items of ``value``, else TypeError naming ``name`` and the pair ``what`` it should be."""
+    try:
+        first, second = value
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair {what}") from None
+    return first, second
+
+
 def as_batch(a, name, n_features, dtype, what="features"):
     """``a`` (n_samples, n_features) or (n_features,) as a 2-D array; also whether it was 1-D."""
     arr = as_float_array(a, name, dtype)

@@ -65,7 +65,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without dask
         '(or pip install "dask[distributed]")'
     ) from exc
 
-from ._validation import as_float_array, check_finite, check_positive_int, check_positive_number
+from ._validation import as_float_array, as_pair, check_finite, check_positive_int, check_positive_number
 from .errors import DivergenceError
 from .network import History, Network
 from .optimizers import OPTIMIZERS
@@ -307,34 +307,12 @@ def _check_real(a, name):
 
 
 def _as_arrays(X, D, n_in, n_out):
-    """X (n, n_in) and D (n, n_out) as numpy or dask arrays, shapes checked; D (n,) becomes (n, 1) if n_out == 1."""
-    arrays = []
-    for name, a in (("X", X), ("D", D)):
-        if not isinstance(a, da.Array):
-            try:
-                a = np.asarray(a)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"{name} must be a dask array or a numpy array, got {type(a).__name__}") from exc
-        _check_real(a, name)
-        arrays.append(a)
-    X, D = arrays
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, {n_in}), got shape {X.shape}")
-    if D.ndim == 1 and n_out == 1:
-        D = D.reshape(-1, 1)
-    if D.ndim != 2:
-        raise ValueError(f"D must be 2-D (n_samples, {n_out}), got shape {D.shape}")
-    for name, a in (("X", X), ("D", D)):
-        if isinstance(a, da.Array) and any(math.isnan(c) for c in a.chunks[0]):
-            raise ValueError(f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() first")
+    """X (n, n_in) and D (n, n_out) as numpy or dask arrays (see :func:`_as_row_arrays`), widths checked."""
+    X, D = _as_row_arrays(X, D)
     if X.shape[1] != n_in:
         raise ValueError(f"X has {X.shape[1]} features, the network expects {n_in}")
     if D.shape[1] != n_out:
         raise ValueError(f"D has {D.shape[1]} targets per sample, the network expects {n_out}")
-    if X.shape[0] != D.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows but D has {D.shape[0]}")
-    if X.shape[0] == 0:
-        raise ValueError("X is empty: it has 0 rows")
     return X, D
 
 
@@ -888,14 +866,10 @@ def sweep(
     configs = list(configs)
     if not configs:
         raise ValueError("configs is empty: give at least one configuration")
-    X, D = _sweep_arrays(X, D)
+    X, D = _as_row_arrays(X, D)
     validation = None
     if validation_data is not None:
-        try:
-            Xv, Dv = validation_data
-        except (TypeError, ValueError):
-            raise TypeError("validation_data must be a pair (Xv, Dv)") from None
-        validation = _sweep_arrays(Xv, Dv, "Xv", "Dv")
+        validation = _as_row_arrays(*as_pair(validation_data, "validation_data", "(Xv, Dv)"), "Xv", "Dv")
         if validation[0].shape[1] != X.shape[1] or validation[1].shape[1] != D.shape[1]:
             raise ValueError(
                 f"validation_data has {validation[0].shape[1]} features and {validation[1].shape[1]} targets, "
@@ -939,8 +913,8 @@ def sweep(
     return table
 
 
-def _sweep_arrays(X, D, x_name="X", d_name="D"):
-    """(X, D) for a sweep: 2-D numpy or dask arrays of real numbers with as many rows; D (n,) becomes (n, 1)."""
+def _as_row_arrays(X, D, x_name="X", d_name="D"):
+    """(X, D) as 2-D numpy or dask arrays of real numbers with as many rows, at least one; D (n,) becomes (n, 1)."""
     out = []
     for name, a in ((x_name, X), (d_name, D)):
         if not isinstance(a, da.Array):

@@ -23,6 +23,7 @@ from ._validation import (
     as_batch,
     as_float_array,
     as_inputs_and_targets,
+    as_pair,
     check_finite,
     check_float_dtype,
     check_positive_int,
@@ -741,10 +742,7 @@ class Network:
             epoch_lrs *= factors
         validation = None
         if validation_data is not None:
-            try:
-                Xv, Dv = validation_data
-            except (TypeError, ValueError):
-                raise TypeError("validation_data must be a pair (Xv, Dv)") from None
+            Xv, Dv = as_pair(validation_data, "validation_data", "(Xv, Dv)")
             validation = as_inputs_and_targets(Xv, Dv, self._n_in, self._n_out, self._dtype)[:2]
         if patience is not None:
             patience = check_positive_int(patience, "patience")
