@@ -7,7 +7,8 @@ unboxes when Python calls a compiled function.  So the test compares each
 method's allocations with those of an empty compiled function called with the
 very same arguments (every compiled call a method makes, the finiteness checks
 of its validation included): any difference would be an allocation inside
-fastbp's kernels.  And ``fit`` must allocate the same for 2 epochs as for 50.
+fastbp's kernels.  And ``fit`` must allocate the same for 2 epochs as for 50,
+on one thread and on two.
 """
 
 import os
@@ -17,6 +18,8 @@ import textwrap
 
 SCRIPT = textwrap.dedent(
     """
+    import time
+
     import numba
     import numpy as np
     from numba.core.runtime import rtsys
@@ -96,6 +99,26 @@ SCRIPT = textwrap.dedent(
             long, _ = allocated_by(lambda: net.fit(X, D, epochs=50, lr=0.01, batch_size=8))
             print(label, "fit allocations, 2 epochs:", short, "50 epochs:", long)
             assert short == long
+    # fit on two threads (fastbp._parallel): its compiled calls are not recorded above, so check that
+    # 50 epochs allocate what 2 do, and that all of it is freed
+    fastbp.set_num_threads(2)
+    fastbp._parallel.CONTENDED_WAIT_SHARE = float("inf")  # this test checks the threaded path, even on a busy machine
+    for dtype in (np.float64, np.float32):
+        net = fastbp.Network([64, 64, 10], ["tanh", "sigmoid"], dtype=dtype, seed=0)
+        X = rng.normal(size=(100, 64)).astype(dtype)
+        D = rng.random(size=(100, 10)).astype(dtype)
+        for optimizer in (None, "adam"):
+            kwargs = dict(lr=0.01, batch_size=32, optimizer=optimizer)
+            for _ in range(2):  # compile (in both threads), then run once more
+                net.fit(X, D, epochs=2, **kwargs)
+                time.sleep(0.1)
+            assert net._shared_run is not None
+            # the helper's call returns (and numba frees what it unboxed) up to ~1 ms after fit: wait for it
+            short, short_leak = allocated_by(lambda: (net.fit(X, D, epochs=2, **kwargs), time.sleep(0.1)))
+            long, long_leak = allocated_by(lambda: (net.fit(X, D, epochs=50, **kwargs), time.sleep(0.1)))
+            print("threaded", np.dtype(dtype).name, optimizer, "fit allocations, 2 epochs:", short, "50 epochs:", long)
+            assert short == long, (short, long)
+            assert short_leak == long_leak == 0, (short_leak, long_leak)
     print("OK")
     """
 )

@@ -9,6 +9,7 @@ numba's on-disk cache) on its first call.
 """
 
 from . import errors, kernels, reference
+from ._parallel import get_num_threads, set_num_threads
 from .network import Gradients, History, Network, Trace
 from .numerical import numerical_gradient
 from .optimizers import SGD, Adam, AdamW
@@ -29,6 +30,8 @@ __all__ = [
     "AdamW",
     "StepDecay",
     "ExponentialDecay",
+    "set_num_threads",
+    "get_num_threads",
     "errors",
     "kernels",
     "reference",

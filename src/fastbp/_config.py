@@ -36,6 +36,7 @@ FASTMATH = False
 # the cached machine code of all of them; edits elsewhere (cli.py, sklearn.py ...) do not.
 COMPILED_SOURCES = (
     *("_config.py", "_jit_utils.py", "_vecmath.py", "_blas.py", "kernels.py", "_engine.py", "_codegen.py"),
+    *("_sync.py", "_parallel.py"),
 )
 
 NJIT_OPTIONS = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=True)

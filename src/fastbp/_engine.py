@@ -296,12 +296,7 @@ def fit_epochs(
             m = min(batch_size, n - start)
             xb = x_batch[: m * n_in].reshape((m, n_in))
             db = d_batch[: m * n_out].reshape((m, n_out))
-            for r in range(m):
-                row = order[start + r]
-                for i in range(n_in):
-                    xb[r, i] = X[row, i]
-                for j in range(n_out):
-                    db[r, j] = D[row, j]
+            gather_rows(X, D, order, start, xb, db)
             current = alt_theta if in_alt else theta
             E = forward_loss(current, layout, xb, db, work)
             if not math.isfinite(E):
@@ -341,6 +336,19 @@ def fit_epochs(
         swap_entries(state1, alt1)
         swap_entries(state2, alt2)
     return status
+
+
+@jit
+def gather_rows(X, D, order, start, xb, db):
+    """Rows order[start], order[start + 1], ... of X and D into the batch buffers xb and db (m rows each)."""
+    n_in = X.shape[1]
+    n_out = D.shape[1]
+    for r in range(xb.shape[0]):
+        row = order[start + r]
+        for i in range(n_in):
+            xb[r, i] = X[row, i]
+        for j in range(n_out):
+            db[r, j] = D[row, j]
 
 
 @jit

@@ -65,6 +65,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without dask
         '(or pip install "dask[distributed]")'
     ) from exc
 
+from ._parallel import limit_threads
 from ._validation import as_float_array, as_pair, check_finite, check_positive_int, check_positive_number
 from .errors import DivergenceError
 from .network import History, Network
@@ -262,7 +263,10 @@ def _average_part(shard, theta, spec, epoch, lr, batch_size, shuffle, seed):
     net = _worker_network(spec, theta)
     local_seed = _local_seed(seed, epoch, shard.index) if shuffle else None
     try:
-        history = net.fit(shard.X, shard.D, epochs=1, lr=lr, batch_size=batch_size, shuffle=shuffle, seed=local_seed)
+        with limit_threads(1):  # the worker's other tasks have the other cores
+            history = net.fit(
+                shard.X, shard.D, epochs=1, lr=lr, batch_size=batch_size, shuffle=shuffle, seed=local_seed
+            )
     except DivergenceError as exc:
         return None, shard.n, math.nan, exc.batch
     return net.flat_parameters.copy(), shard.n, float(history.loss[0]), -1
@@ -727,6 +731,11 @@ _warmed = set()
 
 def _train_one(full, X, D, validation, return_parameters):
     """Train and measure the network of one (completed) configuration; the row's result columns."""
+    with limit_threads(1):  # one network per core: the sweep's tasks share the worker's cores
+        return _train_one_here(full, X, D, validation, return_parameters)
+
+
+def _train_one_here(full, X, D, validation, return_parameters):
     net = Network(list(full["sizes"]), full["activations"], loss=full["loss"], dtype=full["dtype"], seed=full["seed"])
     kwargs = dict(
         epochs=full["epochs"], lr=full["lr"], batch_size=full["batch_size"], shuffle=full["shuffle"], seed=full["seed"],

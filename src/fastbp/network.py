@@ -12,12 +12,13 @@ of :mod:`fastbp._engine` over buffers made once and reused, so the hot paths
 batches.
 """
 
+import functools
 import math
 import threading
 
 import numpy as np
 
-from . import _codegen, _engine
+from . import _codegen, _engine, _parallel
 from ._jit_utils import all_finite_flat
 from ._validation import (
     as_batch,
@@ -172,6 +173,19 @@ class History:
         return f"History({', '.join(parts)})"
 
 
+def _seed_bits(seed):
+    """The 63 random bits that start fit's shuffling generator, from ``seed`` as numpy's default_rng takes it."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return _seed_bits_of_int(int(seed))
+    return np.random.default_rng(seed).integers(0, 2**63 - 1, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=256)
+def _seed_bits_of_int(seed):
+    # default_rng costs ~8 us a call, as much as a small network's epoch; the bits of an int seed never change
+    return np.random.default_rng(seed).integers(0, 2**63 - 1, dtype=np.int64)
+
+
 class _FitRun:
     """The buffers and state of one ``fit`` call, so that it can run in one compiled call or epoch by epoch."""
 
@@ -185,10 +199,10 @@ class _FitRun:
         self.shuffle = shuffle
         self.opt = opt
         self.frozen = frozen
-        seed_bits = np.random.default_rng(seed).integers(0, 2**63 - 1, dtype=np.int64) if shuffle else 0
+        seed_bits = _seed_bits(seed) if shuffle else 0
         self.rng_state = np.array([seed_bits], dtype=np.uint64)
         self.order = np.arange(self.n, dtype=np.int64)
-        epochs = len(epoch_lrs)
+        epochs = self.n_epochs = len(epoch_lrs)
         self.losses = np.zeros(epochs)
         self.correct = np.zeros(epochs, dtype=np.int64)
         self.step_count = np.array([opt.step_count], dtype=np.int64)
@@ -199,12 +213,16 @@ class _FitRun:
             # the generated code takes one flag per layer (1: frozen), from the first parameter of each
             w_offsets = net._layout.w_offsets
             self.frozen_layers = np.array([frozen[w] if frozen.size else 0 for w in w_offsets], dtype=np.uint8)
+        self.shared = None
         if self.small is not None:
             self.backup = net._backup
         else:
             self.backup = np.empty(net.n_params + opt.state1.shape[0] + opt.state2.shape[0], dtype=net.dtype)
             self.hyper = opt.hyper()
             self.ws = net._work(batch_size)
+            bounds = _parallel.thread_bounds(net._layout, batch_size)
+            if bounds is not None:
+                self.shared = _SharedRun.for_run(net, opt, frozen, batch_size, bounds)
 
     def epochs(self, start, stop):
         """Train epochs start..stop-1 (indices into this run's arrays); DivergenceError on a non-finite loss."""
@@ -217,6 +235,11 @@ class _FitRun:
                 self.backup, self.backup_valid, self.order, losses, self.frozen_layers,
             )  # fmt: skip
             self.opt.step_count += (stop - start) * -(-self.n // self.batch_size) if status < 0 else 0
+        elif self.shared is not None and self.shared.epochs(
+            self, lrs, losses, self.correct[start:stop], last=stop == self.n_epochs
+        ):
+            status = self.shared.status
+            self.opt.step_count = int(self.step_count[0])
         else:
             ws = self.ws
             status = _engine.fit_epochs(
@@ -238,6 +261,89 @@ class _FitRun:
             accuracy=self.correct[:epochs] / self.n if classify else None,
             lr=self.epoch_lrs[:epochs].copy(),
         )
+
+
+class _SharedRun:
+    """The packed buffers of fit runs on several threads (see ``fastbp._parallel``), kept by the network
+    for the next run with the same batch size and kind of optimizer state."""
+
+    def __init__(self, net, batch_size, bounds, has_state1, has_state2, has_frozen):
+        layout = net._layout
+        n_threads = len(bounds) - 1
+        n_in, h, n_out = (int(s) for s in layout.sizes)
+        self.key = (batch_size, tuple(bounds), has_state1, has_state2, has_frozen)
+        self.bounds = bounds
+        self.offsets = _parallel.block_offsets(layout.sizes, bounds)
+        size = int(self.offsets[-1])
+        dtype = net.dtype
+        self.params = np.zeros(size, dtype=dtype)
+        self.grad = np.zeros(size, dtype=dtype)
+        self.state1 = np.zeros(size if has_state1 else 0, dtype=dtype)
+        self.state2 = np.zeros(size if has_state2 else 0, dtype=dtype)
+        self.backup = np.zeros(size + self.state1.shape[0] + self.state2.shape[0], dtype=dtype)
+        self.frozen = np.zeros(size if has_frozen else 0, dtype=np.bool_)
+        widest = max(int(bounds[t + 1] - bounds[t]) for t in range(n_threads))
+        per_thread = batch_size * (n_in + 4 * n_out + 3 * widest) + 8
+        self.scratch = np.zeros((n_threads, per_thread), dtype=dtype)
+        self.shares = np.zeros((2, n_threads, batch_size * n_out + 8), dtype=dtype)
+        self.sync = np.zeros(_parallel._sync.SYNC_LENGTH, dtype=np.int64)
+        self.rng = np.zeros((n_threads, 1), dtype=np.uint64)
+        self.orders = np.zeros((n_threads, 0), dtype=np.int64)
+        self.counts = np.zeros((n_threads, 1), dtype=np.int64)
+        self.valid = np.zeros((n_threads, 1), dtype=np.int64)
+        self.status = -1
+
+    @classmethod
+    def for_run(cls, net, opt, frozen, batch_size, bounds):
+        key = (batch_size, tuple(bounds), opt.state1.shape[0] > 0, opt.state2.shape[0] > 0, frozen.shape[0] > 0)
+        cached = net._shared_run
+        if cached is None or cached.key != key:
+            cached = net._shared_run = cls(net, *key[:1], bounds, *key[2:])
+        return cached
+
+    def epochs(self, run, lrs, losses, correct, last):
+        """Train run's epochs on the helper threads; False (nothing done) if another run has them.
+        ``last``: no epochs of the run follow (the divergence backup then need not be unpacked)."""
+        n_threads = len(self.bounds) - 1
+        helpers = _parallel.acquire_helpers(n_threads - 1)
+        if helpers is None:
+            return False
+        net, opt = run.net, run.opt
+        layout = net._layout.packed
+        try:
+            if self.frozen.shape[0]:
+                _parallel.pack(run.frozen, layout, self.bounds, self.offsets, self.frozen)
+            _parallel.pack_run(
+                layout, self.bounds, self.offsets, net._theta, opt.state1, opt.state2, run.backup,
+                bool(run.backup_valid[0]), self.params, self.state1, self.state2, self.backup,
+            )  # fmt: skip
+            if self.orders.shape[1] != run.n:
+                self.orders = np.empty((n_threads, run.n), dtype=np.int64)
+            self.orders[:] = run.order
+            self.rng[:] = run.rng_state[0]
+            self.counts[:] = run.step_count[0]
+            self.valid[:] = run.backup_valid[0]
+
+            def args_of(t):
+                return (
+                    t, self.sync, self.bounds, self.offsets, layout, run.X, run.D, lrs, run.batch_size, run.shuffle,
+                    self.rng[t], self.orders[t], opt.code, run.hyper, self.counts[t], self.frozen, self.params,
+                    self.state1, self.state2, self.grad, self.backup, self.valid[t], self.scratch[t], self.shares,
+                    losses, correct, helpers.control,
+                )  # fmt: skip
+
+            self.status = _parallel.run_shares(helpers, args_of)
+        finally:
+            helpers.lock.release()
+        _parallel.unpack_run(
+            layout, self.bounds, self.offsets, self.params, self.state1, self.state2, self.backup,
+            not last, net._theta, opt.state1, opt.state2, run.backup,
+        )  # fmt: skip
+        run.order[:] = self.orders[0]
+        run.rng_state[0] = self.rng[0, 0]
+        run.step_count[0] = self.counts[0, 0]
+        run.backup_valid[0] = self.valid[0, 0]
+        return True
 
 
 class LayerTrace:
@@ -435,6 +541,7 @@ class Network:
         self._grad = np.zeros(self._layout.n_params, dtype=dtype)
         self._backup = np.zeros(self._layout.n_params, dtype=dtype)  # fit's copy of the last good parameters
         self._workspace = None
+        self._shared_run = None  # the buffers of the last fit on several threads (_SharedRun)
         self.optimizer = None  # the optimizer of the last fit
         self._lock = threading.Lock()
         self._n_in = sizes[0]

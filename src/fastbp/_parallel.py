@@ -1,0 +1,656 @@
+"""``fit`` of a one-hidden-layer network on several threads, each owning a share of the hidden units.
+
+A mini-batch step of a small network takes ~10-50 us, too short to split
+by samples: the threads would have to add up their gradients and all read
+the updated parameters every step, and moving those between cores costs
+more than the step (measured: a 64-64-10 step went from 16 to 24 us).  So
+the network is split by hidden units instead (as in tensor-parallel
+training).  Thread t owns hidden units [c_t, c_(t+1)): the columns of W1
+and entries of b1 that feed them and the rows of W2 they feed.  One step:
+
+1. every thread gathers the whole batch, computes its units' z1 and y1, and
+   its share of the output layer's weighted sums, y1[:, own] @ W2[own, :];
+2. one barrier; every thread adds the shares (in thread order) and b2, so
+   all of them hold the same z2, y2, loss and delta2 (the output layer is
+   small: its work is done by each thread);
+3. each thread computes delta1 of its own units, delta1 = (delta2
+   W2[own, :]^T) f'(z1), and the gradients and update of its own
+   parameters.  b2 is updated by every thread on its own copy, with the
+   same numbers, so no thread ever writes what another reads.
+
+Only the output layer's shares cross between cores: batch x n_out numbers a
+step.  The results differ from one thread's only by the order of the sums
+over hidden units in z2 (rounding), and do not depend on timing.
+
+The parameters are copied into a *packed* vector for the run: thread t's
+block is [W1[:, own] (n_in, h_t) | b1[own] | W2[own, :] (h_t, n_out) | b2],
+contiguous, so the optimizer updates each block in one call.  The optimizer
+state, the frozen mask and the divergence backup are packed the same way.
+
+Threads: the caller's thread runs share 0; daemon helper threads, started
+once per process, run the others.  A run takes all helpers or, when another
+run has them, runs on one thread (the caller then uses ``_engine``).
+"""
+
+import contextlib
+import math
+import os
+import queue
+import threading
+import time
+
+import numpy as np
+
+from . import _sync
+from ._blas import gemm_accumulate
+from ._config import BLAS_MIN_MULTIPLY_ADDS, jit
+from ._engine import as_one_row, count_correct, gather_rows, swap_entries
+from ._jit_utils import shuffle_in_place
+from .kernels import (
+    CROSS_ENTROPY,
+    H_MOMENTUM,
+    H_WEIGHT_DECAY,
+    IDENTITY,
+    SGD,
+    SOFTMAX,
+    SQUARED_ERROR,
+    activation_forward,
+    bias_gradient,
+    dense_forward,
+    hidden_delta,
+    loss,
+    multiply_by_derivative,
+    optimizer_update,
+    output_delta,
+    weight_gradient,
+)
+
+# A network gets the threaded fit when each thread's share of the first layer's product,
+# batch_size * n_in * h_t multiply-adds, lies in this range: below it the split does not pay
+# (measured on 64-32-10, batch 16, 2 threads: no gain), above it OpenBLAS would start its own
+# threads inside each of ours.
+MIN_SHARE_MULTIPLY_ADDS = 16 * 1024
+MAX_SHARE_MULTIPLY_ADDS = 256 * 1024
+MIN_UNITS_PER_THREAD = 8
+
+IDLE_SPINS = 20000  # a helper's spins after its share before it returns to its queue (~1 ms with x86 pause)
+ENTERED = 0  # index into _Helpers.control
+
+_PAD = 8  # blocks start on a multiple of 8 entries (a 64-byte line for float64), so no two threads write one line
+
+
+def block_offsets(sizes, bounds):
+    """int64 (T+1,): where each thread's block starts in the packed vector, and its end (padded)."""
+    n_in, h, n_out = (int(s) for s in sizes)
+    offsets = [0]
+    for t in range(len(bounds) - 1):
+        h_t = int(bounds[t + 1] - bounds[t])
+        length = n_in * h_t + h_t + h_t * n_out + n_out
+        offsets.append(offsets[-1] + -(-length // _PAD) * _PAD)
+    return np.asarray(offsets, dtype=np.int64)
+
+
+@jit
+def pack(flat, layout, bounds, offsets, packed):
+    """Copy the network-layout vector ``flat`` (W1, b1, W2, b2) into the packed layout (see the module)."""
+    sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
+    n_in, h, n_out = sizes[0], sizes[1], sizes[2]
+    for t in range(bounds.shape[0] - 1):
+        c0, c1 = bounds[t], bounds[t + 1]
+        h_t = c1 - c0
+        o = offsets[t]
+        for i in range(n_in):
+            for j in range(h_t):
+                packed[o + i * h_t + j] = flat[w_offsets[0] + i * h + c0 + j]
+        o += n_in * h_t
+        for j in range(h_t):
+            packed[o + j] = flat[b_offsets[0] + c0 + j]
+        o += h_t
+        for k in range(h_t * n_out):
+            packed[o + k] = flat[w_offsets[1] + c0 * n_out + k]
+        o += h_t * n_out
+        for k in range(n_out):
+            packed[o + k] = flat[b_offsets[1] + k]
+
+
+@jit
+def unpack(packed, layout, bounds, offsets, flat):
+    """The inverse of :func:`pack`; b2 is taken from thread 0's block."""
+    sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
+    n_in, h, n_out = sizes[0], sizes[1], sizes[2]
+    for t in range(bounds.shape[0] - 1):
+        c0, c1 = bounds[t], bounds[t + 1]
+        h_t = c1 - c0
+        o = offsets[t]
+        for i in range(n_in):
+            for j in range(h_t):
+                flat[w_offsets[0] + i * h + c0 + j] = packed[o + i * h_t + j]
+        o += n_in * h_t
+        for j in range(h_t):
+            flat[b_offsets[0] + c0 + j] = packed[o + j]
+        o += h_t
+        for k in range(h_t * n_out):
+            flat[w_offsets[1] + c0 * n_out + k] = packed[o + k]
+        o += h_t * n_out
+        if t == 0:
+            for k in range(n_out):
+                flat[b_offsets[1] + k] = packed[o + k]
+
+
+@jit
+def _block(vector, offsets, tid, length):
+    """Thread tid's block of a packed vector; the vector itself if it is empty (no optimizer state)."""
+    if vector.shape[0] == 0:
+        return vector
+    return vector[offsets[tid] : offsets[tid] + length]
+
+
+@jit
+def _descend(W, y_prev, delta, lr, grad_W):
+    """W -= lr y_prev^T delta: one GEMM from BLAS_MIN_MULTIPLY_ADDS on, else through grad_W."""
+    n, n_below = y_prev.shape
+    n_above = delta.shape[1]
+    if n * n_below * n_above >= BLAS_MIN_MULTIPLY_ADDS:
+        gemm_accumulate(W, y_prev, delta, -lr)
+    else:
+        weight_gradient(y_prev, delta, 1.0, grad_W)
+        for i in range(n_below):
+            for j in range(n_above):
+                W[i, j] -= lr * grad_W[i, j]
+
+
+@jit
+def fit_epochs_share(
+    tid, sync, bounds, offsets, layout, X, D, epoch_lrs, batch_size, shuffle, rng_state, order,
+    opt_code, hyper, step_count, frozen, params, state1, state2, grad, backup, backup_valid,
+    scratch, shares, epoch_losses, epoch_correct, control,
+):  # fmt: skip
+    """Thread tid's part of ``_engine.fit_epochs`` for a one-hidden-layer network (see the module).
+
+    Every thread of a run calls this with the same arguments except ``tid``
+    and its own ``rng_state`` (uint64 (1,)), ``order`` (int64 (n,)),
+    ``step_count`` and ``backup_valid`` (int64 (1,) each, equal at the start)
+    and ``scratch`` (float (capacity * (n_in + n_out + 3 h_t + 3 n_out),),
+    capacity = batch_size).  Shared, each thread touching only its own block:
+    ``params``, ``grad``, ``state1``, ``state2``, ``frozen`` (packed, the
+    latter three possibly of length 0) and ``backup`` (packed params, then
+    packed state1 and state2).  ``shares`` (2, T, capacity * n_out) holds
+    the output layer's shares, two steps' worth so that a thread can write
+    the next while another still reads the last.  ``sync``: the barrier's
+    array (zeros before the first run; not reset between runs that ended
+    normally).  Thread 0 alone writes ``epoch_losses`` and ``epoch_correct``,
+    its cycles spent waiting in barriers and in all, from the first barrier
+    to the last, into ``sync[WAIT_CYCLES]`` and ``sync[RUN_CYCLES]``, and counts its call in ``control[ENTERED]`` (the
+    helpers' array, see :class:`_Helpers`) as soon as it runs.
+
+    Returns what ``_engine.fit_epochs`` returns (-1, or the index of the
+    diverging batch), or -3 if the run was aborted (``sync[ABORT]`` set).
+    """
+    if tid == 0:
+        _sync.atomic_add(control, ENTERED, 1)
+    sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
+    n_threads = bounds.shape[0] - 1
+    n_in, n_out = sizes[0], sizes[2]
+    h_t = bounds[tid + 1] - bounds[tid]
+    n_params = params.shape[0]
+    n1 = state1.shape[0]
+    n2 = state2.shape[0]
+    code1, code2 = codes[0], codes[1]
+    alpha1, alpha2 = alphas[0], alphas[1]
+    n = X.shape[0]
+    n_batches = (n + batch_size - 1) // batch_size
+    classify = loss_code != SQUARED_ERROR
+    plain = opt_code == SGD and frozen.shape[0] == 0 and hyper[H_MOMENTUM] == 0.0 and hyper[H_WEIGHT_DECAY] == 0.0
+    block = n_in * h_t + h_t + h_t * n_out + n_out
+    o_b1 = n_in * h_t
+    o_w2 = o_b1 + h_t
+    o_b2 = o_w2 + h_t * n_out
+
+    mine = _block(params, offsets, tid, block)
+    grads = _block(grad, offsets, tid, block)
+    s1 = _block(state1, offsets, tid, block)
+    s2 = _block(state2, offsets, tid, block)
+    frozen_mine = _block(frozen, offsets, tid, block)
+    alt = _block(backup[:n_params], offsets, tid, block)
+    alt1 = _block(backup[n_params : n_params + n1], offsets, tid, block)
+    alt2 = _block(backup[n_params + n1 : n_params + n1 + n2], offsets, tid, block)
+
+    cap = batch_size
+    x_batch = scratch[: cap * n_in]
+    at = cap * n_in
+    d_batch = scratch[at : at + cap * n_out]
+    at += cap * n_out
+    z1_buf = scratch[at : at + cap * h_t]
+    y1_buf = scratch[at + cap * h_t : at + 2 * cap * h_t]
+    delta1_buf = scratch[at + 2 * cap * h_t : at + 3 * cap * h_t]
+    at += 3 * cap * h_t
+    z2_buf = scratch[at : at + cap * n_out]
+    y2_buf = scratch[at + cap * n_out : at + 2 * cap * n_out]
+    delta2_buf = scratch[at + 2 * cap * n_out : at + 3 * cap * n_out]
+
+    # The barrier counter only grows, run after run: a thread may still be leaving the last barrier of
+    # the previous run when another starts this one, so resetting it could strand that thread.  Before
+    # all threads have come to this run's first barrier it holds (runs' barriers so far) * T + arrivals < T.
+    passed = _sync.atomic_load(sync, _sync.BARRIER) // n_threads
+    run_from = 0
+    wait_cycles = 0
+    in_alt = False
+    status = -1
+    for epoch in range(epoch_losses.shape[0]):
+        if shuffle:
+            rng_state[0] = shuffle_in_place(order, rng_state[0])
+        total = 0.0
+        correct = 0
+        lr = epoch_lrs[epoch]
+        for batch in range(n_batches):
+            start = batch * batch_size
+            m = min(batch_size, n - start)
+            xb = x_batch[: m * n_in].reshape((m, n_in))
+            db = d_batch[: m * n_out].reshape((m, n_out))
+            gather_rows(X, D, order, start, xb, db)
+            current = alt if in_alt else mine
+            W1 = current[:o_b1].reshape((n_in, h_t))
+            b1 = current[o_b1:o_w2]
+            W2 = current[o_w2:o_b2].reshape((h_t, n_out))
+            b2 = current[o_b2:block]
+            z1 = z1_buf[: m * h_t].reshape((m, h_t))
+            y1 = y1_buf[: m * h_t].reshape((m, h_t))
+            delta1 = delta1_buf[: m * h_t].reshape((m, h_t))
+            z2 = z2_buf[: m * n_out].reshape((m, n_out))
+            y2 = y2_buf[: m * n_out].reshape((m, n_out))
+            delta2 = delta2_buf[: m * n_out].reshape((m, n_out))
+
+            dense_forward(xb, W1, b1, z1)
+            activation_forward(code1, as_one_row(z1), as_one_row(y1), alpha1)
+            parity = (epoch * n_batches + batch) & 1  # the step's parity, also across epochs
+            share = shares[parity, tid, : m * n_out].reshape((m, n_out))
+            if m * h_t * n_out >= BLAS_MIN_MULTIPLY_ADDS:
+                np.dot(y1, W2, share)
+            else:
+                for s in range(m):
+                    for j in range(n_out):
+                        share[s, j] = 0.0
+                    for i in range(h_t):
+                        y_i = y1[s, i]
+                        for j in range(n_out):
+                            share[s, j] += y_i * W2[i, j]
+            waited_from = _sync.cycle_count()
+            if not _sync.barrier(sync, n_threads, passed):
+                return -3
+            if epoch == 0 and batch == 0:
+                run_from = _sync.cycle_count()  # the first wait is the helpers' start-up, not contention
+            else:
+                wait_cycles += _sync.cycle_count() - waited_from
+            passed += 1
+            for s in range(m):
+                for j in range(n_out):
+                    z2[s, j] = shares[parity, 0, s * n_out + j]
+                for u in range(1, n_threads):
+                    for j in range(n_out):
+                        z2[s, j] += shares[parity, u, s * n_out + j]
+                for j in range(n_out):
+                    z2[s, j] += b2[j]
+            if code2 == SOFTMAX:
+                activation_forward(SOFTMAX, z2, y2, alpha2)
+            else:
+                activation_forward(code2, as_one_row(z2), as_one_row(y2), alpha2)
+            E = loss(loss_code, z2, y2, db)
+            if not math.isfinite(E):
+                if backup_valid[0]:
+                    if plain:
+                        for k in range(block):
+                            mine[k] = alt[k]
+                    else:
+                        in_alt = not in_alt
+                    step_count[0] -= 1
+                status = epoch * n_batches + batch
+                break
+            total += E
+            if classify and tid == 0:
+                correct += count_correct(loss_code, y2, db)
+            step_count[0] += 1
+
+            if loss_code == CROSS_ENTROPY or code2 == SOFTMAX:
+                output_delta(loss_code, code2, z2, y2, db, delta2, alpha2)
+            else:
+                output_delta(
+                    loss_code, code2, as_one_row(z2), as_one_row(y2), as_one_row(db), as_one_row(delta2), alpha2
+                )
+            if m > 1:
+                scale = 1.0 / m
+                flat2 = as_one_row(delta2)
+                for k in range(flat2.shape[1]):
+                    flat2[0, k] *= scale
+            hidden_delta(IDENTITY, delta2, W2, z1, y1, delta1, alpha1)
+            multiply_by_derivative(code1, as_one_row(z1), as_one_row(y1), as_one_row(delta1), alpha1)
+
+            gW1 = grads[:o_b1].reshape((n_in, h_t))
+            gb1 = grads[o_b1:o_w2]
+            gW2 = grads[o_w2:o_b2].reshape((h_t, n_out))
+            gb2 = grads[o_b2:block]
+            bias_gradient(delta2, 1.0, gb2)
+            bias_gradient(delta1, 1.0, gb1)
+            if plain:
+                for k in range(block):
+                    alt[k] = mine[k]
+                _descend(W2, y1, delta2, lr, gW2)
+                _descend(W1, xb, delta1, lr, gW1)
+                for j in range(n_out):
+                    b2[j] -= lr * gb2[j]
+                for j in range(h_t):
+                    b1[j] -= lr * gb1[j]
+            else:
+                weight_gradient(y1, delta2, 1.0, gW2)
+                weight_gradient(xb, delta1, 1.0, gW1)
+                t = step_count[0]
+                if in_alt:
+                    optimizer_update(opt_code, alt, grads, lr, hyper, alt1, alt2, t, frozen_mine, mine, s1, s2)
+                else:
+                    optimizer_update(opt_code, mine, grads, lr, hyper, s1, s2, t, frozen_mine, alt, alt1, alt2)
+                in_alt = not in_alt
+            backup_valid[0] = 1
+        if status >= 0:
+            break
+        if tid == 0:
+            epoch_losses[epoch] = total / n_batches
+            epoch_correct[epoch] = correct
+    if in_alt:
+        swap_entries(mine, alt)
+        swap_entries(s1, alt1)
+        swap_entries(s2, alt2)
+    # all threads leave together: the caller may read every block as soon as its own call returns
+    if tid == 0:
+        sync[_sync.RUN_CYCLES] = _sync.cycle_count() - run_from
+        sync[_sync.WAIT_CYCLES] = wait_cycles
+    if not _sync.barrier(sync, n_threads, passed):
+        return -3
+    return status
+
+
+@jit
+def fit_epochs_share_then_wait(
+    tid, sync, bounds, offsets, layout, X, D, epoch_lrs, batch_size, shuffle, rng_state, order,
+    opt_code, hyper, step_count, frozen, params, state1, state2, grad, backup, backup_valid,
+    scratch, shares, epoch_losses, epoch_correct, control, entered_before, max_spins,
+):  # fmt: skip
+    """A helper's call: :func:`fit_epochs_share`, then up to max_spins spins until the thread 0 of a
+    later run has entered its share (control[ENTERED] > entered_before + 1); returns the share's status."""
+    status = fit_epochs_share(
+        tid, sync, bounds, offsets, layout, X, D, epoch_lrs, batch_size, shuffle, rng_state, order,
+        opt_code, hyper, step_count, frozen, params, state1, state2, grad, backup, backup_valid,
+        scratch, shares, epoch_losses, epoch_correct, control,
+    )  # fmt: skip
+    _sync.wait_above(control, ENTERED, entered_before + 1, max_spins)
+    return status
+
+
+@jit
+def pack_run(
+    layout, bounds, offsets, theta, state1, state2, backup, with_backup, p_params, p_state1, p_state2, p_backup
+):
+    """Pack theta, the optimizer state (length 0: none) and, if ``with_backup``, the divergence backup
+    ([theta | state1 | state2] in the network layout) into the run's packed vectors."""
+    n, n1, n2 = theta.shape[0], state1.shape[0], state2.shape[0]
+    size, s1 = p_params.shape[0], p_state1.shape[0]
+    pack(theta, layout, bounds, offsets, p_params)
+    if n1 > 0:
+        pack(state1, layout, bounds, offsets, p_state1)
+    if n2 > 0:
+        pack(state2, layout, bounds, offsets, p_state2)
+    if with_backup:
+        pack(backup[:n], layout, bounds, offsets, p_backup[:size])
+        if n1 > 0:
+            pack(backup[n : n + n1], layout, bounds, offsets, p_backup[size : size + s1])
+        if n2 > 0:
+            pack(backup[n + n1 : n + n1 + n2], layout, bounds, offsets, p_backup[size + s1 :])
+
+
+@jit
+def unpack_run(
+    layout, bounds, offsets, p_params, p_state1, p_state2, p_backup, with_backup, theta, state1, state2, backup
+):
+    """The inverse of :func:`pack_run`."""
+    n, n1, n2 = theta.shape[0], state1.shape[0], state2.shape[0]
+    size, s1 = p_params.shape[0], p_state1.shape[0]
+    unpack(p_params, layout, bounds, offsets, theta)
+    if n1 > 0:
+        unpack(p_state1, layout, bounds, offsets, state1)
+    if n2 > 0:
+        unpack(p_state2, layout, bounds, offsets, state2)
+    if with_backup:
+        unpack(p_backup[:size], layout, bounds, offsets, backup[:n])
+        if n1 > 0:
+            unpack(p_backup[size : size + s1], layout, bounds, offsets, backup[n : n + n1])
+        if n2 > 0:
+            unpack(p_backup[size + s1 :], layout, bounds, offsets, backup[n + n1 : n + n1 + n2])
+
+
+# ----------------------------------------------------------------------------- threads
+
+_requested_threads = None  # set_num_threads; None: the environment or the CPU count decides
+
+# When a run's threads kept waiting for each other (a partner lost its core: another busy process,
+# or OpenBLAS's own threads, which spin ~0.1 s after each multithreaded BLAS call), lock-stepped
+# threads are slower than one; runs then use one thread for CONTENDED_SECONDS.
+CONTENDED_SECONDS = 2.0
+# Thread 0 of a run of at least MIN_JUDGED_BARRIERS steps that spent more than CONTENDED_WAIT_SHARE
+# of its time (after the first barrier, up to the last) waiting in barriers was kept waiting by a
+# partner without a core: measured 0.01-0.04 on an idle machine, 0.45 with OpenBLAS's threads spinning.
+CONTENDED_WAIT_SHARE = 0.3
+MIN_JUDGED_BARRIERS = 64
+_one_thread_until = -math.inf
+
+
+_cpus = {}
+
+
+def available_cpus():
+    """CPUs this process may run on (asked once per process)."""
+    pid = os.getpid()
+    if pid not in _cpus:
+        try:
+            _cpus[pid] = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            _cpus[pid] = os.cpu_count() or 1
+    return _cpus[pid]
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def limit_threads(n):
+    """Within the block, fits started from this thread use at most n threads (e.g. 1 in a Dask task,
+    where other tasks have the other cores)."""
+    before = getattr(_local, "limit", None)
+    _local.limit = n if before is None else min(n, before)
+    try:
+        yield
+    finally:
+        _local.limit = before
+
+
+def get_num_threads():
+    """Threads a ``fit`` may use: set_num_threads's value, else $FASTBP_NUM_THREADS, else min(2, CPUs)."""
+    limit = getattr(_local, "limit", None)
+    if limit is not None:
+        return min(limit, _configured_threads())
+    return _configured_threads()
+
+
+def _configured_threads():
+    if _requested_threads is not None:
+        return _requested_threads
+    env = os.environ.get("FASTBP_NUM_THREADS", "").strip()
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"FASTBP_NUM_THREADS must be an integer >= 1, got {env!r}") from None
+        if value < 1:
+            raise ValueError(f"FASTBP_NUM_THREADS must be an integer >= 1, got {env!r}")
+        return value
+    return min(2, available_cpus())
+
+
+def set_num_threads(n):
+    """Let ``fit`` use up to n threads (1: never more than the caller's); None: back to the default.
+
+    Only ``fit`` of networks with one hidden layer, at sizes where it pays,
+    uses more than one thread (see ``fastbp._parallel``).
+    """
+    global _requested_threads
+    if n is None:
+        _requested_threads = None
+        return
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"the number of threads must be an integer >= 1 or None, got {n!r}")
+    _requested_threads = int(n)
+
+
+def thread_bounds(layout, batch_size):
+    """int64 (T+1,) hidden-unit boundaries of the threads for this network and batch size, or None for one thread."""
+    wanted = get_num_threads()
+    if wanted < 2 or len(layout.codes) != 2 or int(layout.codes[0]) == SOFTMAX:
+        return None
+    if time.monotonic() < _one_thread_until:
+        return None
+    n_in, h, n_out = (int(s) for s in layout.sizes)
+    n_threads = min(wanted, h // MIN_UNITS_PER_THREAD)
+    while n_threads > 1 and batch_size * n_in * (h // n_threads) < MIN_SHARE_MULTIPLY_ADDS:
+        n_threads -= 1
+    if n_threads < 2:
+        return None
+    if batch_size * max(n_in, n_out) * -(-h // n_threads) > MAX_SHARE_MULTIPLY_ADDS:
+        return None
+    return np.asarray([h * t // n_threads for t in range(n_threads + 1)], dtype=np.int64)
+
+
+class _Job:
+    """One call for a helper thread; a failure before or in the call aborts the run's barrier.
+
+    ``finished`` is a lock held until the call has returned (a lock is cheaper to make than an Event).
+    """
+
+    def __init__(self, fn, args, sync):
+        self.fn = fn
+        self.args = args
+        self.sync = sync
+        self.result = None
+        self.error = None
+        self.finished = threading.Lock()
+        self.finished.acquire()
+
+    def __call__(self):
+        try:
+            self.result = self.fn(*self.args)
+        except BaseException as exc:  # noqa: BLE001 -- handed to the caller's thread
+            self.error = exc
+            self.sync[_sync.ABORT] = 1
+        finally:
+            self.finished.release()
+
+    def wait(self):
+        self.finished.acquire()
+        self.finished.release()
+
+
+class _Helpers:
+    """Daemon threads, each running one _Job at a time from its own queue.
+
+    Waking a thread blocked on a queue and handing it the GIL took ~60-100 us
+    here (the idle virtual CPU has to be woken), as long as an epoch of a
+    small network.  So a helper's job, after its share, spins on for up to
+    IDLE_SPINS tries (~1 ms, in compiled code, without the GIL) until the
+    thread 0 of the next run has entered its compiled share (``control[ENTERED]``
+    counts those entries).  By then that thread has posted the next job and
+    let go of the GIL, so the helper returns to Python, finds the job in its
+    queue and starts at once: ``fit`` called in a loop finds its helpers awake.
+    """
+
+    def __init__(self, n):
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.control = np.zeros(_sync.SYNC_LENGTH, dtype=np.int64)
+        self.queues = [queue.SimpleQueue() for _ in range(n)]
+        self.threads = []
+        for i, q in enumerate(self.queues):
+            thread = threading.Thread(target=self._serve, args=(q,), name=f"fastbp-share-{i + 1}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    @staticmethod
+    def _serve(q):
+        while True:
+            q.get()()
+
+    def usable(self, n):
+        return self.pid == os.getpid() and len(self.threads) >= n and all(t.is_alive() for t in self.threads[:n])
+
+
+_helpers = None
+_helpers_lock = threading.Lock()
+
+
+def acquire_helpers(n):
+    """The helper threads, locked for one run, or None if another run has them (then run on one thread)."""
+    global _helpers
+    with _helpers_lock:
+        if _helpers is None or not _helpers.usable(n):
+            _helpers = _Helpers(n)  # also after a fork: the parent's threads do not exist in the child
+        helpers = _helpers
+    if not helpers.lock.acquire(blocking=False):
+        return None
+    return helpers
+
+
+_ran_before = set()  # the dtypes of threaded runs so far: a first run compiles (or loads) the shares
+
+
+def run_shares(helpers, args_of):
+    """Run :func:`fit_epochs_share` for threads 1..T-1 on the helpers and thread 0 here; thread 0's status.
+
+    ``args_of(t)`` gives thread t's arguments (t, sync, bounds, ..., control).
+    A failure in any thread aborts the others at their next barrier and is
+    raised here once all have stopped.  A run in which thread 0 spent more
+    than CONTENDED_WAIT_SHARE of its time waiting in barriers makes the runs
+    of the next CONTENDED_SECONDS use one thread (not a run that compiled:
+    thread 0 then waits for the helper's compilation).
+    """
+    global _one_thread_until
+    args0 = args_of(0)
+    sync = args0[1]
+    n_threads = len(args0[2]) - 1
+    entered_before = int(helpers.control[ENTERED])
+    passed_before = int(sync[_sync.BARRIER]) // n_threads
+
+    jobs = []
+    try:
+        for t in range(1, n_threads):
+            job = _Job(fit_epochs_share_then_wait, (*args_of(t), entered_before, IDLE_SPINS), sync)
+            jobs.append(job)
+            helpers.queues[t - 1].put(job)
+        result = fit_epochs_share(*args0)
+    except BaseException:
+        sync[_sync.ABORT] = 1
+        for job in jobs:
+            job.wait()
+        sync[:] = 0
+        raise
+    if result != -3:
+        # every thread passed the last barrier, so their shares are complete; their jobs may still be
+        # spinning or returning, which the next job posted to them waits for in their queue
+        dtype = args0[16].dtype
+        barriers = int(sync[_sync.BARRIER]) // n_threads - passed_before
+        waited = int(sync[_sync.WAIT_CYCLES]) > CONTENDED_WAIT_SHARE * int(sync[_sync.RUN_CYCLES])
+        if dtype in _ran_before and barriers >= MIN_JUDGED_BARRIERS and waited:
+            _one_thread_until = time.monotonic() + CONTENDED_SECONDS
+        _ran_before.add(dtype)
+        return result
+    for job in jobs:
+        job.wait()
+    sync[:] = 0  # every thread has stopped: the next run may start the count afresh
+    for job in jobs:
+        if job.error is not None:
+            raise RuntimeError(f"a fit thread failed: {job.error!r}") from job.error
+    raise RuntimeError("a fit thread stopped the run without an error")
