@@ -95,8 +95,8 @@ CASES = [
     # sizes, activations, loss, optimizer, dtype, batch_size
     ([64, 64, 10], ["tanh", "sigmoid"], "squared_error", None, np.float64, 32),
     ([64, 128, 10], ["relu", "softmax"], "cross_entropy", "adam", np.float64, 32),
-    ([40, 33, 3], ["leaky_relu(0.1)", "sigmoid"], "binary_cross_entropy", "sgd_momentum", np.float64, 50),
-    ([48, 64, 5], ["elu", "identity"], "squared_error", "sgd_nesterov_l2", np.float64, 24),
+    ([80, 33, 3], ["leaky_relu(0.1)", "sigmoid"], "binary_cross_entropy", "sgd_momentum", np.float64, 50),
+    ([48, 64, 5], ["elu", "identity"], "squared_error", "sgd_nesterov_l2", np.float64, 40),
     ([64, 64, 10], ["gelu", "softmax"], "cross_entropy", "adamw", np.float32, 32),
     ([32, 96, 4], ["softplus", "tanh"], "squared_error", None, np.float32, 40),
 ]

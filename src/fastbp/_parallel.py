@@ -66,10 +66,11 @@ from .kernels import (
 )
 
 # A network gets the threaded fit when each thread's share of the first layer's product,
-# batch_size * n_in * h_t multiply-adds, lies in this range: below it the split does not pay
-# (measured on 64-32-10, batch 16, 2 threads: no gain), above it OpenBLAS would start its own
-# threads inside each of ours.
-MIN_SHARE_MULTIPLY_ADDS = 16 * 1024
+# batch_size * n_in * h_t multiply-adds, lies in this range.  Below it the split does not pay: at
+# 16 K (64-32-10, batch 16; 32-32-4, batch 32) two threads took 0.92x and 1.02x the time of one,
+# at 32 K 1.09-1.23x, at 64 K 1.43x (2-core VM, tanh/sigmoid).  Above it OpenBLAS would start its
+# own threads inside each of ours.
+MIN_SHARE_MULTIPLY_ADDS = 32 * 1024
 MAX_SHARE_MULTIPLY_ADDS = 256 * 1024
 MIN_UNITS_PER_THREAD = 8
 
@@ -180,8 +181,9 @@ def fit_epochs_share(
     array (zeros before the first run; not reset between runs that ended
     normally).  Thread 0 alone writes ``epoch_losses`` and ``epoch_correct``,
     its cycles spent waiting in barriers and in all, from the first barrier
-    to the last, into ``sync[WAIT_CYCLES]`` and ``sync[RUN_CYCLES]``, and counts its call in ``control[ENTERED]`` (the
-    helpers' array, see :class:`_Helpers`) as soon as it runs.
+    to the last, into ``sync[WAIT_CYCLES]`` and ``sync[RUN_CYCLES]``, and
+    counts its call in ``control[ENTERED]`` (the helpers' array, see
+    :class:`_Helpers`) as soon as it runs.
 
     Returns what ``_engine.fit_epochs`` returns (-1, or the index of the
     diverging batch), or -3 if the run was aborted (``sync[ABORT]`` set).
