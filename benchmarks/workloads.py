@@ -67,7 +67,7 @@ WORKLOADS = {
 IMPLS = {
     "W1": ("fastbp", "numba_empty", "numpy", "torch", "jax", "python"),
     "W2": ("fastbp", "fastbp_step_loop", "numpy", "torch", "jax"),
-    "W3": ("fastbp", "numpy", "torch", "jax", "sklearn_mlpregressor", "sklearn_mlpclassifier"),
+    "W3": ("fastbp", "fastbp_1thread", "numpy", "torch", "jax", "sklearn_mlpregressor", "sklearn_mlpclassifier"),
     "W4": ("fastbp", "blas_bound", "numpy", "torch"),
     "W5": ("gradients", "numerical_gradient"),
     "W6": ("fastbp_warm", "fastbp_cold", "python_startup", "torch_import"),
@@ -526,13 +526,20 @@ def setup_w3(impl, data=None, shuffle=True):
     n, batch, lr = X.shape[0], DIGITS_BATCH, DIGITS_LR
     n_batches = -(-n // batch)
     weights, biases = init_parameters(DIGITS_SIZES, DIGITS_ACTIVATIONS)
-    if impl == "fastbp":
+    if impl in ("fastbp", "fastbp_1thread"):
+        # fastbp trains this network on two threads where the process may use two CPUs; fastbp_1thread
+        # is the same on one thread (fastbp.set_num_threads(1)), to show what the second one gives
         net = fastbp.Network.from_weights(weights, biases, DIGITS_ACTIVATIONS)
         theta0 = net.flat_parameters.copy()
+        threads = 1 if impl == "fastbp_1thread" else None
 
         def run():
             net.flat_parameters[...] = theta0
-            return float(net.fit(X, D, epochs=1, lr=lr, batch_size=batch, shuffle=shuffle, seed=SEED).loss[0])
+            fastbp.set_num_threads(threads)
+            try:
+                return float(net.fit(X, D, epochs=1, lr=lr, batch_size=batch, shuffle=shuffle, seed=SEED).loss[0])
+            finally:
+                fastbp.set_num_threads(None)
 
         params = functools.partial(_fastbp_params, net)
     elif impl == "numpy":

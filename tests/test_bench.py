@@ -39,7 +39,7 @@ from benchmarks.workloads import (
 pytestmark = pytest.mark.bench
 
 # Peers that do the same math as fastbp, compared number for number (rtol relative to the largest entry).
-SAME_MATH = ("numpy", "torch", "jax", "python")
+SAME_MATH = ("fastbp_1thread", "numpy", "torch", "jax", "python")
 RTOL = {"float64": 1e-12, "float32": 2e-5}
 
 
