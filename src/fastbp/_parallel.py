@@ -67,9 +67,9 @@ from .kernels import (
 
 # A network gets the threaded fit when each thread's share of the first layer's product,
 # batch_size * n_in * h_t multiply-adds, lies in this range.  Below it the split does not pay: at
-# 16 K (64-32-10, batch 16; 32-32-4, batch 32) two threads took 0.92x and 1.02x the time of one,
-# at 32 K 1.09-1.23x, at 64 K 1.43x (2-core VM, tanh/sigmoid).  Above it OpenBLAS would start its
-# own threads inside each of ours.
+# 16 K (64-32-10, batch 16; 32-32-4, batch 32) two threads were 0.92x and 1.02x as fast as one, at
+# 32 K 1.09-1.23x, at 64 K 1.43x, at 128 K 1.55x (2-core VM, tanh/sigmoid).  Above it OpenBLAS
+# would start its own threads inside each of ours.
 MIN_SHARE_MULTIPLY_ADDS = 32 * 1024
 MAX_SHARE_MULTIPLY_ADDS = 256 * 1024
 MIN_UNITS_PER_THREAD = 8

@@ -210,6 +210,7 @@ class _FitRun:
         self.small = None
         if getattr(opt, "is_plain", lambda: False)():
             self.small = net._small_module()
+        if self.small is not None:
             # the generated code takes one flag per layer (1: frozen), from the first parameter of each
             w_offsets = net._layout.w_offsets
             self.frozen_layers = np.array([frozen[w] if frozen.size else 0 for w in w_offsets], dtype=np.uint8)
