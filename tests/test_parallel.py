@@ -221,7 +221,7 @@ def test_a_failing_helper_stops_the_run_and_leaves_the_network_as_it_was(monkeyp
     def broken(*args):
         raise MemoryError("helper out of memory")
 
-    monkeypatch.setattr(_parallel, "fit_epochs_share_then_wait", broken)
+    monkeypatch.setattr(_parallel, "_helper_entry", broken)
     with pytest.raises(RuntimeError, match="a fit thread failed.*helper out of memory"):
         train(net, 2, X, D, epochs=3, lr=0.5, batch_size=32, seed=0)
     np.testing.assert_array_equal(net.flat_parameters, before)

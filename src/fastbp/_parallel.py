@@ -164,7 +164,7 @@ def _descend(W, y_prev, delta, lr, grad_W):
 def fit_epochs_share(
     tid, sync, bounds, offsets, layout, X, D, epoch_lrs, batch_size, shuffle, rng_state, order,
     opt_code, hyper, step_count, frozen, params, state1, state2, grad, backup, backup_valid,
-    scratch, shares, epoch_losses, epoch_correct, control,
+    scratch, shares, epoch_losses, epoch_correct, control, entered_before, max_spins,
 ):  # fmt: skip
     """Thread tid's part of ``_engine.fit_epochs`` for a one-hidden-layer network (see the module).
 
@@ -183,7 +183,9 @@ def fit_epochs_share(
     its cycles spent waiting in barriers and in all, from the first barrier
     to the last, into ``sync[WAIT_CYCLES]`` and ``sync[RUN_CYCLES]``, and
     counts its call in ``control[ENTERED]`` (the helpers' array, see
-    :class:`_Helpers`) as soon as it runs.
+    :class:`_Helpers`) as soon as it runs.  A helper (tid > 0) then spins
+    for up to ``max_spins`` tries until the thread 0 of a later run has
+    entered its share (``control[ENTERED] > entered_before + 1``).
 
     Returns what ``_engine.fit_epochs`` returns (-1, or the index of the
     diverging batch), or -3 if the run was aborted (``sync[ABORT]`` set).
@@ -366,23 +368,8 @@ def fit_epochs_share(
         sync[_sync.WAIT_CYCLES] = wait_cycles
     if not _sync.barrier(sync, n_threads, passed):
         return -3
-    return status
-
-
-@jit
-def fit_epochs_share_then_wait(
-    tid, sync, bounds, offsets, layout, X, D, epoch_lrs, batch_size, shuffle, rng_state, order,
-    opt_code, hyper, step_count, frozen, params, state1, state2, grad, backup, backup_valid,
-    scratch, shares, epoch_losses, epoch_correct, control, entered_before, max_spins,
-):  # fmt: skip
-    """A helper's call: :func:`fit_epochs_share`, then up to max_spins spins until the thread 0 of a
-    later run has entered its share (control[ENTERED] > entered_before + 1); returns the share's status."""
-    status = fit_epochs_share(
-        tid, sync, bounds, offsets, layout, X, D, epoch_lrs, batch_size, shuffle, rng_state, order,
-        opt_code, hyper, step_count, frozen, params, state1, state2, grad, backup, backup_valid,
-        scratch, shares, epoch_losses, epoch_correct, control,
-    )  # fmt: skip
-    _sync.wait_above(control, ENTERED, entered_before + 1, max_spins)
+    if tid > 0:
+        _sync.wait_above(control, ENTERED, entered_before + 1, max_spins)
     return status
 
 
@@ -606,13 +593,15 @@ def acquire_helpers(n):
     return helpers
 
 
+_helper_entry = fit_epochs_share  # what the helpers call (a test replaces it to make a helper fail)
 _ran_before = set()  # the dtypes of threaded runs so far: a first run compiles (or loads) the shares
 
 
 def run_shares(helpers, args_of):
     """Run :func:`fit_epochs_share` for threads 1..T-1 on the helpers and thread 0 here; thread 0's status.
 
-    ``args_of(t)`` gives thread t's arguments (t, sync, bounds, ..., control).
+    ``args_of(t)`` gives thread t's arguments (t, sync, bounds, ..., control); the last two,
+    ``entered_before`` and ``max_spins``, are added here.
     A failure in any thread aborts the others at their next barrier and is
     raised here once all have stopped.  A run in which thread 0 spent more
     than CONTENDED_WAIT_SHARE of its time waiting in barriers makes the runs
@@ -620,16 +609,16 @@ def run_shares(helpers, args_of):
     thread 0 then waits for the helper's compilation).
     """
     global _one_thread_until
-    args0 = args_of(0)
+    entered_before = int(helpers.control[ENTERED])
+    args0 = (*args_of(0), entered_before, 0)
     sync = args0[1]
     n_threads = len(args0[2]) - 1
-    entered_before = int(helpers.control[ENTERED])
     passed_before = int(sync[_sync.BARRIER]) // n_threads
 
     jobs = []
     try:
         for t in range(1, n_threads):
-            job = _Job(fit_epochs_share_then_wait, (*args_of(t), entered_before, IDLE_SPINS), sync)
+            job = _Job(_helper_entry, (*args_of(t), entered_before, IDLE_SPINS), sync)
             jobs.append(job)
             helpers.queues[t - 1].put(job)
         result = fit_epochs_share(*args0)
