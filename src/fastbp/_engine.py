@@ -175,13 +175,7 @@ def backward_pass(theta, layout, X, D, work, grad, step_lr):
         if step_lr == 0.0:
             weight_gradient(y_prev, delta, 1.0, grad_W)
             continue
-        if n * n_below * n_above >= BLAS_MIN_MULTIPLY_ADDS:
-            gemm_accumulate(W, y_prev, delta, -step_lr)
-        else:
-            weight_gradient(y_prev, delta, 1.0, grad_W)
-            for i in range(n_below):
-                for j in range(n_above):
-                    W[i, j] -= step_lr * grad_W[i, j]
+        descend(W, y_prev, delta, step_lr, grad_W)
         b = layer_biases(theta, sizes, b_offsets, layer)
         for j in range(n_above):
             b[j] -= step_lr * grad_b[j]
@@ -319,22 +313,17 @@ def fit_epochs(
                 backward_pass(theta, layout, xb, db, work, grad, epoch_lrs[epoch])
             else:
                 backward_pass(current, layout, xb, db, work, grad, 0.0)
-                lr = epoch_lrs[epoch]
-                t = step_count[0]
-                if in_alt:
-                    optimizer_update(opt_code, alt_theta, grad, lr, hyper, alt1, alt2, t, frozen, theta, state1, state2)
-                else:
-                    optimizer_update(opt_code, theta, grad, lr, hyper, state1, state2, t, frozen, alt_theta, alt1, alt2)
-                in_alt = not in_alt
+                in_alt = alternating_update(
+                    opt_code, theta, state1, state2, alt_theta, alt1, alt2, in_alt, grad, epoch_lrs[epoch], hyper,
+                    step_count[0], frozen,
+                )  # fmt: skip
             backup_valid[0] = 1
         if status >= 0:
             break
         epoch_losses[epoch] = total / n_batches
         epoch_correct[epoch] = correct
     if in_alt:  # the result into theta, state1 and state2; the values before the last step into backup
-        swap_entries(theta, alt_theta)
-        swap_entries(state1, alt1)
-        swap_entries(state2, alt2)
+        swap_states(theta, state1, state2, alt_theta, alt1, alt2)
     return status
 
 
@@ -349,6 +338,40 @@ def gather_rows(X, D, order, start, xb, db):
             xb[r, i] = X[row, i]
         for j in range(n_out):
             db[r, j] = D[row, j]
+
+
+@jit
+def descend(W, y_prev, delta, lr, grad_W):
+    """W -= lr y_prev^T delta: one GEMM from BLAS_MIN_MULTIPLY_ADDS multiply-adds on, else through grad_W."""
+    n, n_below = y_prev.shape
+    n_above = delta.shape[1]
+    if n * n_below * n_above >= BLAS_MIN_MULTIPLY_ADDS:
+        gemm_accumulate(W, y_prev, delta, -lr)
+    else:
+        weight_gradient(y_prev, delta, 1.0, grad_W)
+        for i in range(n_below):
+            for j in range(n_above):
+                W[i, j] -= lr * grad_W[i, j]
+
+
+@jit
+def alternating_update(opt_code, theta, state1, state2, alt, alt1, alt2, in_alt, grad, lr, hyper, t, frozen):
+    """One optimizer step out of place: from (theta, state1, state2) into (alt, alt1, alt2), or back
+    when ``in_alt`` (the current values are the alt ones); returns the new ``in_alt``.  The values from
+    before the step stay where they were, for undoing it after a divergence."""
+    if in_alt:
+        optimizer_update(opt_code, alt, grad, lr, hyper, alt1, alt2, t, frozen, theta, state1, state2)
+    else:
+        optimizer_update(opt_code, theta, grad, lr, hyper, state1, state2, t, frozen, alt, alt1, alt2)
+    return not in_alt
+
+
+@jit
+def swap_states(theta, state1, state2, alt, alt1, alt2):
+    """Exchange (theta, state1, state2) with (alt, alt1, alt2), entry by entry."""
+    swap_entries(theta, alt)
+    swap_entries(state1, alt1)
+    swap_entries(state2, alt2)
 
 
 @jit

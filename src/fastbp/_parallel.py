@@ -42,9 +42,8 @@ import time
 import numpy as np
 
 from . import _sync
-from ._blas import gemm_accumulate
 from ._config import BLAS_MIN_MULTIPLY_ADDS, jit
-from ._engine import as_one_row, count_correct, gather_rows, swap_entries
+from ._engine import alternating_update, as_one_row, count_correct, descend, gather_rows, swap_states
 from ._jit_utils import shuffle_in_place
 from .kernels import (
     CROSS_ENTROPY,
@@ -60,7 +59,6 @@ from .kernels import (
     hidden_delta,
     loss,
     multiply_by_derivative,
-    optimizer_update,
     output_delta,
     weight_gradient,
 )
@@ -144,20 +142,6 @@ def _block(vector, offsets, tid, length):
     if vector.shape[0] == 0:
         return vector
     return vector[offsets[tid] : offsets[tid] + length]
-
-
-@jit
-def _descend(W, y_prev, delta, lr, grad_W):
-    """W -= lr y_prev^T delta: one GEMM from BLAS_MIN_MULTIPLY_ADDS on, else through grad_W."""
-    n, n_below = y_prev.shape
-    n_above = delta.shape[1]
-    if n * n_below * n_above >= BLAS_MIN_MULTIPLY_ADDS:
-        gemm_accumulate(W, y_prev, delta, -lr)
-    else:
-        weight_gradient(y_prev, delta, 1.0, grad_W)
-        for i in range(n_below):
-            for j in range(n_above):
-                W[i, j] -= lr * grad_W[i, j]
 
 
 @jit
@@ -337,8 +321,8 @@ def fit_epochs_share(
             if plain:
                 for k in range(block):
                     alt[k] = mine[k]
-                _descend(W2, y1, delta2, lr, gW2)
-                _descend(W1, xb, delta1, lr, gW1)
+                descend(W2, y1, delta2, lr, gW2)
+                descend(W1, xb, delta1, lr, gW1)
                 for j in range(n_out):
                     b2[j] -= lr * gb2[j]
                 for j in range(h_t):
@@ -346,12 +330,9 @@ def fit_epochs_share(
             else:
                 weight_gradient(y1, delta2, 1.0, gW2)
                 weight_gradient(xb, delta1, 1.0, gW1)
-                t = step_count[0]
-                if in_alt:
-                    optimizer_update(opt_code, alt, grads, lr, hyper, alt1, alt2, t, frozen_mine, mine, s1, s2)
-                else:
-                    optimizer_update(opt_code, mine, grads, lr, hyper, s1, s2, t, frozen_mine, alt, alt1, alt2)
-                in_alt = not in_alt
+                in_alt = alternating_update(
+                    opt_code, mine, s1, s2, alt, alt1, alt2, in_alt, grads, lr, hyper, step_count[0], frozen_mine
+                )
             backup_valid[0] = 1
         if status >= 0:
             break
@@ -359,9 +340,7 @@ def fit_epochs_share(
             epoch_losses[epoch] = total / n_batches
             epoch_correct[epoch] = correct
     if in_alt:
-        swap_entries(mine, alt)
-        swap_entries(s1, alt1)
-        swap_entries(s2, alt2)
+        swap_states(mine, s1, s2, alt, alt1, alt2)
     # all threads leave together: the caller may read every block as soon as its own call returns
     if tid == 0:
         sync[_sync.RUN_CYCLES] = _sync.cycle_count() - run_from
@@ -374,44 +353,34 @@ def fit_epochs_share(
 
 
 @jit
-def pack_run(
-    layout, bounds, offsets, theta, state1, state2, backup, with_backup, p_params, p_state1, p_state2, p_backup
-):
-    """Pack theta, the optimizer state (length 0: none) and, if ``with_backup``, the divergence backup
-    ([theta | state1 | state2] in the network layout) into the run's packed vectors."""
-    n, n1, n2 = theta.shape[0], state1.shape[0], state2.shape[0]
-    size, s1 = p_params.shape[0], p_state1.shape[0]
-    pack(theta, layout, bounds, offsets, p_params)
-    if n1 > 0:
-        pack(state1, layout, bounds, offsets, p_state1)
-    if n2 > 0:
-        pack(state2, layout, bounds, offsets, p_state2)
-    if with_backup:
-        pack(backup[:n], layout, bounds, offsets, p_backup[:size])
-        if n1 > 0:
-            pack(backup[n : n + n1], layout, bounds, offsets, p_backup[size : size + s1])
-        if n2 > 0:
-            pack(backup[n + n1 : n + n1 + n2], layout, bounds, offsets, p_backup[size + s1 :])
+def _move(flat, layout, bounds, offsets, packed, to_packed):
+    if to_packed:
+        pack(flat, layout, bounds, offsets, packed)
+    else:
+        unpack(packed, layout, bounds, offsets, flat)
 
 
 @jit
-def unpack_run(
-    layout, bounds, offsets, p_params, p_state1, p_state2, p_backup, with_backup, theta, state1, state2, backup
-):
-    """The inverse of :func:`pack_run`."""
+def move_run(
+    layout, bounds, offsets, theta, state1, state2, backup, p_params, p_state1, p_state2, p_backup, with_backup,
+    to_packed,
+):  # fmt: skip
+    """Copy theta, the optimizer state (length 0: none) and, if ``with_backup``, the divergence backup
+    ([theta | state1 | state2] in the network layout) into the run's packed vectors (``to_packed``), or
+    back from them."""
     n, n1, n2 = theta.shape[0], state1.shape[0], state2.shape[0]
     size, s1 = p_params.shape[0], p_state1.shape[0]
-    unpack(p_params, layout, bounds, offsets, theta)
+    _move(theta, layout, bounds, offsets, p_params, to_packed)
     if n1 > 0:
-        unpack(p_state1, layout, bounds, offsets, state1)
+        _move(state1, layout, bounds, offsets, p_state1, to_packed)
     if n2 > 0:
-        unpack(p_state2, layout, bounds, offsets, state2)
+        _move(state2, layout, bounds, offsets, p_state2, to_packed)
     if with_backup:
-        unpack(p_backup[:size], layout, bounds, offsets, backup[:n])
+        _move(backup[:n], layout, bounds, offsets, p_backup[:size], to_packed)
         if n1 > 0:
-            unpack(p_backup[size : size + s1], layout, bounds, offsets, backup[n : n + n1])
+            _move(backup[n : n + n1], layout, bounds, offsets, p_backup[size : size + s1], to_packed)
         if n2 > 0:
-            unpack(p_backup[size + s1 :], layout, bounds, offsets, backup[n + n1 : n + n1 + n2])
+            _move(backup[n + n1 : n + n1 + n2], layout, bounds, offsets, p_backup[size + s1 :], to_packed)
 
 
 # ----------------------------------------------------------------------------- threads

@@ -1,8 +1,8 @@
 """Atomic operations and a spinning barrier for compiled code that runs on several threads at once.
 
-numba has no atomics, so these are LLVM's (``atomicrmw``, ``load atomic``,
-``store atomic``, all sequentially consistent: every write a thread made
-before it passes a barrier is seen by the others after they pass it).  The
+numba has no atomics, so these are LLVM's (``atomicrmw`` and ``load atomic``,
+both sequentially consistent: every write a thread made before it passes a
+barrier is seen by the others after they pass it).  The
 intrinsics name no machine address, only the symbols ``sched_yield`` and
 LLVM's own, so functions using them are cached like any other.
 
@@ -76,21 +76,6 @@ def atomic_load(typingctx, array, index):
     def codegen(context, builder, signature, args):
         pointer = _entry_pointer(context, builder, signature.args[0], args[0], args[1])
         return builder.load_atomic(pointer, "seq_cst", 8)
-
-    return sig, codegen
-
-
-@intrinsic
-def atomic_store(typingctx, array, index, value):
-    """array[index] = value, written atomically.  array: int64, 1-D."""
-    if not _int64_array(array):
-        return None
-    sig = types.void(array, types.intp, types.int64)
-
-    def codegen(context, builder, signature, args):
-        pointer = _entry_pointer(context, builder, signature.args[0], args[0], args[1])
-        builder.store_atomic(args[2], pointer, "seq_cst", 8)
-        return context.get_dummy_value()
 
     return sig, codegen
 

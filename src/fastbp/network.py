@@ -314,9 +314,9 @@ class _SharedRun:
         try:
             if self.frozen.shape[0]:
                 _parallel.pack(run.frozen, layout, self.bounds, self.offsets, self.frozen)
-            _parallel.pack_run(
+            _parallel.move_run(
                 layout, self.bounds, self.offsets, net._theta, opt.state1, opt.state2, run.backup,
-                bool(run.backup_valid[0]), self.params, self.state1, self.state2, self.backup,
+                self.params, self.state1, self.state2, self.backup, bool(run.backup_valid[0]), True,
             )  # fmt: skip
             if self.orders.shape[1] != run.n:
                 self.orders = np.empty((n_threads, run.n), dtype=np.int64)
@@ -336,9 +336,9 @@ class _SharedRun:
             self.status = _parallel.run_shares(helpers, args_of)
         finally:
             helpers.lock.release()
-        _parallel.unpack_run(
-            layout, self.bounds, self.offsets, self.params, self.state1, self.state2, self.backup,
-            not last, net._theta, opt.state1, opt.state2, run.backup,
+        _parallel.move_run(
+            layout, self.bounds, self.offsets, net._theta, opt.state1, opt.state2, run.backup,
+            self.params, self.state1, self.state2, self.backup, not last, False,
         )  # fmt: skip
         run.order[:] = self.orders[0]
         run.rng_state[0] = self.rng[0, 0]
