@@ -232,6 +232,48 @@ def test_optimizer_kernel_matches_pure_python_reference(code, hyper, dtype):
     np.testing.assert_allclose(theta, p, rtol=rtol, atol=rtol)
 
 
+@pytest.mark.parametrize("code", ["adam", "adamw", "sgd"])
+def test_float32_parameters_are_updated_in_float32_arithmetic(code):
+    """float32 parameters get float32 arithmetic, as in PyTorch: the kernel equals, bit for bit, the
+    update rule evaluated by NumPy on float32 arrays with the coefficients rounded once to float32
+    (float64 arithmetic rounded at the end gives different last bits)."""
+    from fastbp import kernels
+
+    rng = np.random.default_rng(7)
+    n = 301
+    f32 = np.float32
+    lr, beta1, beta2, eps, wd, t = 1e-3, 0.9, 0.999, 1e-8, 0.01, 4
+    h = np.zeros(kernels.N_HYPER)
+    h[kernels.H_WEIGHT_DECAY] = wd
+    if code == "sgd":
+        h[kernels.H_MOMENTUM] = beta1
+    else:
+        h[kernels.H_BETA1], h[kernels.H_BETA2], h[kernels.H_EPS] = beta1, beta2, eps
+    theta = rng.normal(size=n).astype(f32)
+    m = np.abs(rng.normal(size=n)).astype(f32)
+    v = np.abs(rng.normal(size=n)).astype(f32) if code != "sgd" else np.zeros(0, f32)
+    g = rng.normal(size=n).astype(f32)
+    expected_theta, expected_m, expected_v = theta.copy(), m.copy(), v.copy()
+    with np.errstate(all="raise"):
+        if code == "sgd":
+            grad = g + f32(wd) * theta
+            expected_m = f32(beta1) * m + grad
+            expected_theta = theta - f32(lr) * expected_m
+        else:
+            decoupled = code == "adamw"
+            grad = g if decoupled else g + f32(wd) * theta
+            expected_m = f32(beta1) * m + f32(1 - beta1) * grad
+            expected_v = f32(beta2) * v + f32(1 - beta2) * grad * grad
+            shrink = f32(1 - lr * wd if decoupled else 1.0)
+            step = f32(lr / (1 - beta1**t)) * expected_m / (np.sqrt(expected_v * f32(1 / (1 - beta2**t))) + f32(eps))
+            expected_theta = theta * shrink - step
+    kernel_code = {"sgd": kernels.SGD, "adam": kernels.ADAM, "adamw": kernels.ADAMW}[code]
+    kernels.optimizer_update(kernel_code, theta, g, f32(lr), h, m, v, t, np.zeros(0, np.bool_))
+    for ours, theirs in ((theta, expected_theta), (m, expected_m), (v, expected_v)):
+        assert ours.dtype == np.float32
+        assert ours.tobytes() == theirs.astype(f32).tobytes()
+
+
 @pytest.mark.parametrize("with_frozen", [False, True])
 @pytest.mark.parametrize(
     "code, momentum_or_beta1, weight_decay",

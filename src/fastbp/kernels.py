@@ -716,6 +716,10 @@ def optimizer_update(
     root (PyTorch divides sqrt(v) by sqrt(1 - b2^t): the same to an ulp, and a
     division is the slowest part of this loop).
     AdamW: theta *= 1 - lr weight_decay first, then Adam without the L2 term.
+    The coefficients are worked out in float64 and rounded once to the
+    parameters' dtype; the per-parameter arithmetic is in that dtype (as in
+    PyTorch: float32 parameters get float32 square roots and divisions, which
+    run at twice the float64 rate).
     """
     if theta_out is None:
         # In place: the same arrays, so LLVM sees that each entry is read before it is written (as
@@ -725,10 +729,11 @@ def optimizer_update(
         state2_out = state2
     n = theta.shape[0]
     has_frozen = frozen.shape[0] > 0
-    weight_decay = hyper[H_WEIGHT_DECAY]
+    real = theta.dtype.type  # the coefficients below, rounded once to the parameters' dtype
+    weight_decay = real(hyper[H_WEIGHT_DECAY])
     # Each case is one branch-free loop (frozen parameters by a select), so that LLVM vectorises it.
     if code == SGD:
-        momentum = hyper[H_MOMENTUM]
+        momentum = real(hyper[H_MOMENTUM])
         nesterov = hyper[H_NESTEROV] != 0.0
         if momentum == 0.0 and weight_decay == 0.0:
             # plain gradient descent, in the parameters' dtype exactly as gradient_descent_update
@@ -752,18 +757,20 @@ def optimizer_update(
         return
     beta1 = hyper[H_BETA1]
     beta2 = hyper[H_BETA2]
-    eps = hyper[H_EPS]
-    step_size = lr / (1.0 - beta1**t)
-    inv_bias2 = 1.0 / (1.0 - beta2**t)
     decoupled = code == ADAMW
-    shrink = 1.0 - lr * weight_decay if decoupled else 1.0
-    l2 = 0.0 if decoupled else weight_decay
+    step_size = real(lr / (1.0 - beta1**t))
+    inv_bias2 = real(1.0 / (1.0 - beta2**t))
+    eps = real(hyper[H_EPS])
+    shrink = real(1.0 - lr * hyper[H_WEIGHT_DECAY] if decoupled else 1.0)
+    l2 = real(0.0) if decoupled else weight_decay
+    keep1, add1 = real(beta1), real(1.0 - beta1)
+    keep2, add2 = real(beta2), real(1.0 - beta2)
     if has_frozen:
         for k in range(n):
             old = theta[k]
             g = grad[k] + l2 * old
-            m = beta1 * state1[k] + (1.0 - beta1) * g
-            v = beta2 * state2[k] + (1.0 - beta2) * g * g
+            m = keep1 * state1[k] + add1 * g
+            v = keep2 * state2[k] + add2 * g * g
             keep = frozen[k]
             state1_out[k] = state1[k] if keep else m
             state2_out[k] = state2[k] if keep else v
@@ -772,8 +779,8 @@ def optimizer_update(
         for k in range(n):
             old = theta[k]
             g = grad[k] + l2 * old
-            m = beta1 * state1[k] + (1.0 - beta1) * g
-            v = beta2 * state2[k] + (1.0 - beta2) * g * g
+            m = keep1 * state1[k] + add1 * g
+            v = keep2 * state2[k] + add2 * g * g
             state1_out[k] = m
             state2_out[k] = v
             theta_out[k] = old * shrink - step_size * m / (math.sqrt(v * inv_bias2) + eps)
