@@ -1,22 +1,22 @@
 """asv: training the digits classifier, fastbp against scikit-learn's MLPClassifier (issue 6)."""
 
-from .digits_classifier import IMPLS, setup
+from .digits_classifier import DTYPES, IMPLS, setup
 
 
 class DigitsClassifier:
     """50 epochs of Adam, batch 32, 64-128-10 ReLU/softmax, cross-entropy, on 1437 digits."""
 
-    params = [list(IMPLS)]
-    param_names = ["impl"]
+    params = [list(IMPLS), list(DTYPES)]
+    param_names = ["impl", "dtype"]
     timeout = 300
 
-    def setup(self, impl):
-        self.run = setup(impl)  # numba compilation happens here
+    def setup(self, impl, dtype):
+        self.run = setup(impl, dtype=dtype)  # numba compilation happens here
 
-    def time_train(self, impl):
+    def time_train(self, impl, dtype):
         self.run()
 
-    def track_test_accuracy(self, impl):
+    def track_test_accuracy(self, impl, dtype):
         return self.run()()
 
     track_test_accuracy.unit = "accuracy"

@@ -6,16 +6,17 @@ Disabled by default like every benchmark (one run each in CI, as a smoke test); 
 
 import pytest
 
-from benchmarks.digits_classifier import IMPLS, setup
+from benchmarks.digits_classifier import DTYPES, IMPLS, setup
 
 pytestmark = pytest.mark.bench
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("impl", IMPLS)
-def test_digits_classifier(benchmark, impl):
+def test_digits_classifier(benchmark, impl, dtype):
     pytest.importorskip("sklearn")
-    benchmark.group = "digits classifier: 50 epochs"
-    run = setup(impl, epochs=50 if benchmark.enabled else 5)
+    benchmark.group = f"digits classifier: 50 epochs, {dtype}"
+    run = setup(impl, epochs=50 if benchmark.enabled else 5, dtype=dtype)
     score = benchmark.pedantic(run, rounds=5 if benchmark.enabled else 1, iterations=1)  # times the training
     accuracy = score()
     benchmark.extra_info["test_accuracy"] = accuracy

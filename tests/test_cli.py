@@ -142,10 +142,12 @@ def test_bad_command_lines_exit_2_with_a_message(argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-def test_digits_reaches_97_percent(capsys):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_digits_reaches_97_percent(capsys, dtype):
     pytest.importorskip("sklearn")
-    assert main(["digits"]) == 0
+    assert main(["digits"] + (["--dtype", dtype] if dtype != "float64" else [])) == 0
     out = capsys.readouterr().out
+    assert f"seed 0, {dtype}." in out
     line = next(line for line in out.splitlines() if "accuracy" in line and line.startswith("test"))
     accuracy = float(line.split()[2])
     assert accuracy >= 0.97, out

@@ -28,6 +28,21 @@ def test_dense_forward(shape, dtype, rng):
     assert_close(z, ref, dtype, what="z")
 
 
+@pytest.mark.parametrize("n", [96, 360, 1000])
+def test_dense_forward_in_row_blocks_equals_one_product(n, rng):
+    """Products between BLAS_ONE_THREAD_MAX and BLAS_CHUNKED_MAX multiply-adds go to BLAS in row blocks
+    (96 rows of 64 x 128 is one block, 360 is three and a part); the result is that of one product."""
+    from fastbp._config import BLAS_CHUNKED_MAX, BLAS_ONE_THREAD_MAX
+
+    k, m = 64, 128
+    assert (n * k * m <= BLAS_ONE_THREAD_MAX) == (n == 96)
+    assert n * k * m <= BLAS_CHUNKED_MAX
+    y_prev, W, b = arrays(rng, np.float64, (n, k), (k, m), (m,))
+    z = np.full((n, m), np.nan)
+    kernels.dense_forward(y_prev, W, b, z)
+    np.testing.assert_allclose(z, y_prev @ W + b, rtol=1e-13, atol=1e-13)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_activation_forward_and_derivative(name, dtype, rng):

@@ -45,6 +45,15 @@ NJIT_OPTIONS = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=T
 # (the call overhead of np.dot is ~0.3-1 us).
 BLAS_MIN_MULTIPLY_ADDS = 1000
 
+# OpenBLAS runs a product of more than ~1e6 multiply-adds on several threads (measured on 2 CPUs:
+# 999,424 on one, 1,003,520 on two), and those threads then spin on the cores for ~0.1 s, which
+# makes a threaded ``fit`` started in that time about 2x slower (the digits classifier: 56 -> 110 ms
+# after an ``evaluate`` of 360 rows).  So a forward product of up to BLAS_CHUNKED_MAX multiply-adds
+# is done in row blocks of at most BLAS_ONE_THREAD_MAX each, which OpenBLAS runs on the caller's
+# thread (at this size two threads would save ~0.1 ms at most); larger ones keep BLAS's threads.
+BLAS_ONE_THREAD_MAX = 768 * 1024
+BLAS_CHUNKED_MAX = 8 * 1024 * 1024
+
 
 def _clear_stale_cache():
     """Delete fastbp's numba cache files if any of the package's sources changed since they were written."""

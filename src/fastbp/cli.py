@@ -641,12 +641,13 @@ def _digits(args):
         f"scikit-learn's digits: {len(X_train)} training and {len(X_test)} test images of 8x8 pixels, scaled to [0, 1]."
     )
     print(f"Network 64-{args.hidden}-10: ReLU hidden layer, softmax output, cross-entropy loss, Adam (lr {args.lr}),")
-    print(f"batch size {args.batch_size}, {args.epochs} epochs, seed {args.seed}.")
+    print(f"batch size {args.batch_size}, {args.epochs} epochs, seed {args.seed}, {args.dtype}.")
     print()
-    digits.train(hidden=args.hidden, epochs=1, batch_size=args.batch_size, lr=args.lr, seed=args.seed, data=data)
-    net, history, accuracy, seconds = digits.train(
-        hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, data=data
+    options = dict(
+        hidden=args.hidden, batch_size=args.batch_size, lr=args.lr, seed=args.seed, data=data, dtype=args.dtype
     )
+    digits.train(epochs=1, **options)
+    net, history, accuracy, seconds = digits.train(epochs=args.epochs, **options)
     for k in sorted(
         {0, len(history.loss) // 4, len(history.loss) // 2, 3 * len(history.loss) // 4, len(history.loss) - 1}
     ):
@@ -673,6 +674,9 @@ def _add_digits_parser(sub):
     p.add_argument("--batch-size", type=_positive_int, default=32, help="samples per step (default 32)")
     p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate (default 0.001)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the shuffling (default 0)")
+    p.add_argument(
+        "--dtype", choices=["float64", "float32"], default="float64", help="of the network and data (default float64)"
+    )
     p.set_defaults(func=_digits)
 
 

@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from . import _vecmath
-from ._config import BLAS_MIN_MULTIPLY_ADDS, jit
+from ._config import BLAS_CHUNKED_MAX, BLAS_MIN_MULTIPLY_ADDS, BLAS_ONE_THREAD_MAX, jit
 
 IDENTITY = 0
 SIGMOID = 1
@@ -387,11 +387,23 @@ def dense_forward(y_prev, W, b, z):
     W : ndarray (n_below, n_above)
     b : ndarray (n_above,)
     z : ndarray (n_samples, n_above), written in place; must not alias the inputs.
+
+    Notes
+    -----
+    A product of up to BLAS_CHUNKED_MAX multiply-adds goes to BLAS in blocks
+    of rows small enough for one BLAS thread (see ``fastbp._config``).
     """
     n, n_below = y_prev.shape
     n_above = W.shape[1]
-    if n * n_below * n_above >= BLAS_MIN_MULTIPLY_ADDS:
-        np.dot(y_prev, W, z)
+    per_row = n_below * n_above
+    if n * per_row >= BLAS_MIN_MULTIPLY_ADDS:
+        if BLAS_ONE_THREAD_MAX < n * per_row <= BLAS_CHUNKED_MAX and per_row <= BLAS_ONE_THREAD_MAX:
+            rows = BLAS_ONE_THREAD_MAX // per_row
+            for r0 in range(0, n, rows):
+                r1 = min(n, r0 + rows)
+                np.dot(y_prev[r0:r1], W, z[r0:r1])
+        else:
+            np.dot(y_prev, W, z)
         for s in range(n):
             for j in range(n_above):
                 z[s, j] += b[j]
