@@ -274,6 +274,33 @@ def test_float32_parameters_are_updated_in_float32_arithmetic(code):
         assert ours.tobytes() == theirs.astype(f32).tobytes()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("code", ["adam", "sgd"])
+def test_optimizer_state_below_the_smallest_normal_number_becomes_zero(code, dtype):
+    """A moment or velocity that decays into the subnormal range is set to 0 (subnormal arithmetic is
+    ~100x slower on x86); normal ones are kept, NaN stays NaN, and the parameters move as without it."""
+    from fastbp import kernels
+
+    tiny = np.finfo(dtype).tiny
+    # entries: decays into the subnormal range, stays normal, NaN, 0
+    state = np.array([1.0005 * tiny, 1e-3, np.nan, 0.0], dtype)
+    theta = np.array([0.5, 0.5, 0.5, 0.5], dtype)
+    g = np.zeros(4, dtype)
+    h = np.zeros(kernels.N_HYPER)
+    if code == "sgd":
+        h[kernels.H_MOMENTUM] = 0.9
+        s1, s2, kernel_code = state.copy(), np.zeros(0, dtype), kernels.SGD
+    else:
+        h[kernels.H_BETA1], h[kernels.H_BETA2], h[kernels.H_EPS] = 0.9, 0.999, 1e-8
+        s1, s2, kernel_code = state.copy(), state.copy(), kernels.ADAM
+    kernels.optimizer_update(kernel_code, theta, g, dtype(0.01), h, s1, s2, 2, np.zeros(0, np.bool_))
+    assert 0.999 * 1.0005 * tiny < tiny  # without the rule, entry 0 would be subnormal now (beta2 = 0.999)
+    for moment in (s1, s2) if code == "adam" else (s1,):
+        assert moment[0] == 0.0 and moment[1] > 0.0 and np.isnan(moment[2]) and moment[3] == 0.0
+    assert theta[0] == dtype(0.5) and theta[3] == dtype(0.5)  # a step of ~1e-38 lr: nothing to see
+    assert theta[1] < dtype(0.5) and np.isnan(theta[2])
+
+
 @pytest.mark.parametrize("with_frozen", [False, True])
 @pytest.mark.parametrize(
     "code, momentum_or_beta1, weight_decay",

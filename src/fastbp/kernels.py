@@ -732,6 +732,13 @@ def optimizer_update(
     parameters' dtype; the per-parameter arithmetic is in that dtype (as in
     PyTorch: float32 parameters get float32 square roots and divisions, which
     run at twice the float64 rate).
+    Unlike PyTorch, a state entry (velocity, m or v) that falls below the
+    smallest normal number of the dtype is set to 0.  Such entries decay by
+    beta or momentum each step in which their gradient is 0 (a pixel that is
+    blank in a batch, a dead ReLU unit) and stay subnormal for ~150 steps, in
+    which x86 CPUs take ~100x longer over every operation on them (float32
+    Adam on the digits classifier: 20.5 instead of 15 us a step).  Their share
+    of an update is below 1e-30 lr.
     """
     if theta_out is None:
         # In place: the same arrays, so LLVM sees that each entry is read before it is written (as
@@ -743,6 +750,8 @@ def optimizer_update(
     has_frozen = frozen.shape[0] > 0
     real = theta.dtype.type  # the coefficients below, rounded once to the parameters' dtype
     weight_decay = real(hyper[H_WEIGHT_DECAY])
+    tiny = np.finfo(theta.dtype).tiny  # the smallest normal number: state below it is set to 0
+    zero = real(0.0)
     # Each case is one branch-free loop (frozen parameters by a select), so that LLVM vectorises it.
     if code == SGD:
         momentum = real(hyper[H_MOMENTUM])
@@ -763,6 +772,7 @@ def optimizer_update(
             g = grad[k] + weight_decay * old
             if momentum != 0.0:
                 v = momentum * state1[k] + g
+                v = zero if abs(v) < tiny else v  # (NaN stays NaN)
                 state1_out[k] = state1[k] if keep else v
                 g = g + momentum * v if nesterov else v
             theta_out[k] = old if keep else old - lr * g
@@ -783,6 +793,8 @@ def optimizer_update(
             g = grad[k] + l2 * old
             m = keep1 * state1[k] + add1 * g
             v = keep2 * state2[k] + add2 * g * g
+            m = zero if abs(m) < tiny else m  # (NaN stays NaN)
+            v = zero if v < tiny else v
             keep = frozen[k]
             state1_out[k] = state1[k] if keep else m
             state2_out[k] = state2[k] if keep else v
@@ -793,6 +805,8 @@ def optimizer_update(
             g = grad[k] + l2 * old
             m = keep1 * state1[k] + add1 * g
             v = keep2 * state2[k] + add2 * g * g
+            m = zero if abs(m) < tiny else m  # (NaN stays NaN)
+            v = zero if v < tiny else v
             state1_out[k] = m
             state2_out[k] = v
             theta_out[k] = old * shrink - step_size * m / (math.sqrt(v * inv_bias2) + eps)
