@@ -230,6 +230,34 @@ def test_a_failing_helper_stops_the_run_and_leaves_the_network_as_it_was(monkeyp
     assert not np.array_equal(net.flat_parameters, before)
 
 
+@pytest.mark.parametrize("where", ["X", "D"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("per_epoch", [False, True])
+def test_threaded_fit_refuses_a_non_finite_input_and_changes_nothing(where, bad, per_epoch):
+    """On the threaded path X and D are checked inside the compiled run (by thread 0, while the helper
+    starts): a NaN or an infinity anywhere, here in the last row, gives the same ValueError as on one
+    thread, and the network, its optimizer state and step count are as they were."""
+    X, D = data(200, 64, 10, "cross_entropy")
+    net = fastbp.Network([64, 64, 10], ["tanh", "softmax"], loss="cross_entropy", seed=0)
+    opt = fastbp.Adam(lr=1e-2)
+    train(net, 2, X, D, epochs=1, batch_size=32, seed=0, optimizer=opt)
+    assert net._shared_run is not None and net._shared_run.status == -1  # the threads did run
+    before = (net.flat_parameters.copy(), opt.state1.copy(), opt.state2.copy(), opt.step_count)
+    (X if where == "X" else D)[-1, 3] = bad
+    callbacks = [lambda *args: None] if per_epoch else None
+    with pytest.raises(ValueError, match=rf"{where} must be finite, but {where}\[\(199, 3\)\] is {bad}"):
+        train(net, 2, X, D, epochs=2, batch_size=32, seed=0, optimizer=opt, callbacks=callbacks)
+    assert net._shared_run.status == _parallel.BAD_INPUT
+    for now, then in zip((net.flat_parameters, opt.state1, opt.state2, opt.step_count), before):
+        np.testing.assert_array_equal(now, then)
+    fastbp.set_num_threads(1)
+    with pytest.raises(ValueError, match=rf"{where} must be finite, but {where}\[\(199, 3\)\] is {bad}"):
+        net.fit(X, D, epochs=2, batch_size=32, seed=0, optimizer=opt, callbacks=callbacks)
+    (X if where == "X" else D)[-1, 3] = 0.0
+    train(net, 2, X, D, epochs=1, batch_size=32, seed=0, optimizer=opt)  # the threads work on
+    assert net._shared_run.status == -1 and opt.step_count == before[3] + 7
+
+
 def test_contended_threads_fall_back_to_one_for_a_while(monkeypatch):
     X, D = data(128, 64, 10, "squared_error")
     # a run is judged contended when thread 0 waited more than this share of its time in barriers

@@ -44,7 +44,7 @@ import numpy as np
 from . import _sync
 from ._config import BLAS_MIN_MULTIPLY_ADDS, jit
 from ._engine import alternating_update, as_one_row, count_correct, descend, gather_rows, swap_states
-from ._jit_utils import shuffle_in_place
+from ._jit_utils import all_finite, shuffle_in_place
 from .kernels import (
     CROSS_ENTROPY,
     H_MOMENTUM,
@@ -72,6 +72,7 @@ MIN_SHARE_MULTIPLY_ADDS = 32 * 1024
 MAX_SHARE_MULTIPLY_ADDS = 256 * 1024
 MIN_UNITS_PER_THREAD = 8
 
+BAD_INPUT = -4  # fit_epochs_share's status when X or D holds a NaN or an infinity
 IDLE_SPINS = 20000  # a helper's spins after its share before it returns to its queue (~1 ms with x86 pause)
 ENTERED = 0  # index into _Helpers.control
 
@@ -90,50 +91,63 @@ def block_offsets(sizes, bounds):
 
 
 @jit
-def pack(flat, layout, bounds, offsets, packed):
-    """Copy the network-layout vector ``flat`` (W1, b1, W2, b2) into the packed layout (see the module)."""
-    sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
-    n_in, h, n_out = sizes[0], sizes[1], sizes[2]
-    for t in range(bounds.shape[0] - 1):
-        c0, c1 = bounds[t], bounds[t + 1]
-        h_t = c1 - c0
-        o = offsets[t]
-        for i in range(n_in):
-            for j in range(h_t):
-                packed[o + i * h_t + j] = flat[w_offsets[0] + i * h + c0 + j]
-        o += n_in * h_t
-        for j in range(h_t):
-            packed[o + j] = flat[b_offsets[0] + c0 + j]
-        o += h_t
-        for k in range(h_t * n_out):
-            packed[o + k] = flat[w_offsets[1] + c0 * n_out + k]
-        o += h_t * n_out
-        for k in range(n_out):
-            packed[o + k] = flat[b_offsets[1] + k]
+def _copy_run(flat, f, packed, p, length, to_packed):
+    if to_packed:
+        for k in range(length):
+            packed[p + k] = flat[f + k]
+    else:
+        for k in range(length):
+            flat[f + k] = packed[p + k]
 
 
 @jit
-def unpack(packed, layout, bounds, offsets, flat):
-    """The inverse of :func:`pack`; b2 is taken from thread 0's block."""
+def move_block(flat, layout, bounds, offsets, packed, t, to_packed):
+    """Copy thread t's parameters from the network-layout vector ``flat`` (W1, b1, W2, b2) into its block
+    of the packed vector (``to_packed``, see the module), or back (b2 back only from thread 0's block)."""
     sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
     n_in, h, n_out = sizes[0], sizes[1], sizes[2]
+    c0 = bounds[t]
+    h_t = bounds[t + 1] - c0
+    o = offsets[t]
+    for i in range(n_in):
+        _copy_run(flat, w_offsets[0] + i * h + c0, packed, o + i * h_t, h_t, to_packed)
+    o += n_in * h_t
+    _copy_run(flat, b_offsets[0] + c0, packed, o, h_t, to_packed)
+    o += h_t
+    _copy_run(flat, w_offsets[1] + c0 * n_out, packed, o, h_t * n_out, to_packed)
+    o += h_t * n_out
+    if to_packed or t == 0:
+        _copy_run(flat, b_offsets[1], packed, o, n_out, to_packed)
+
+
+@jit
+def pack(flat, layout, bounds, offsets, packed):
+    """Copy the network-layout vector ``flat`` into every thread's block of the packed vector."""
     for t in range(bounds.shape[0] - 1):
-        c0, c1 = bounds[t], bounds[t + 1]
-        h_t = c1 - c0
-        o = offsets[t]
-        for i in range(n_in):
-            for j in range(h_t):
-                flat[w_offsets[0] + i * h + c0 + j] = packed[o + i * h_t + j]
-        o += n_in * h_t
-        for j in range(h_t):
-            flat[b_offsets[0] + c0 + j] = packed[o + j]
-        o += h_t
-        for k in range(h_t * n_out):
-            flat[w_offsets[1] + c0 * n_out + k] = packed[o + k]
-        o += h_t * n_out
-        if t == 0:
-            for k in range(n_out):
-                flat[b_offsets[1] + k] = packed[o + k]
+        move_block(flat, layout, bounds, offsets, packed, t, True)
+
+
+@jit
+def move_thread_run(
+    tid, layout, bounds, offsets, theta, state1, state2, backup, p_params, p_state1, p_state2, p_backup, with_backup,
+    to_packed,
+):  # fmt: skip
+    """Copy thread tid's share of theta, of the optimizer state (length 0: none) and, if ``with_backup``,
+    of the divergence backup ([theta | state1 | state2] in the network layout) into its blocks of the
+    run's packed vectors (``to_packed``), or back from them."""
+    n, n1, n2 = theta.shape[0], state1.shape[0], state2.shape[0]
+    size, s1 = p_params.shape[0], p_state1.shape[0]
+    move_block(theta, layout, bounds, offsets, p_params, tid, to_packed)
+    if n1 > 0:
+        move_block(state1, layout, bounds, offsets, p_state1, tid, to_packed)
+    if n2 > 0:
+        move_block(state2, layout, bounds, offsets, p_state2, tid, to_packed)
+    if with_backup:
+        move_block(backup[:n], layout, bounds, offsets, p_backup[:size], tid, to_packed)
+        if n1 > 0:
+            move_block(backup[n : n + n1], layout, bounds, offsets, p_backup[size : size + s1], tid, to_packed)
+        if n2 > 0:
+            move_block(backup[n + n1 : n + n1 + n2], layout, bounds, offsets, p_backup[size + s1 :], tid, to_packed)
 
 
 @jit
@@ -148,7 +162,8 @@ def _block(vector, offsets, tid, length):
 def fit_epochs_share(
     tid, sync, bounds, offsets, layout, X, D, epoch_lrs, batch_size, shuffle, rng_state, order,
     opt_code, hyper, step_count, frozen, params, state1, state2, grad, backup, backup_valid,
-    scratch, shares, epoch_losses, epoch_correct, control, entered_before, max_spins,
+    scratch, shares, epoch_losses, epoch_correct, theta, net_state1, net_state2, net_backup, pack_backup,
+    unpack_backup, check_inputs, control, entered_before, max_spins,
 ):  # fmt: skip
     """Thread tid's part of ``_engine.fit_epochs`` for a one-hidden-layer network (see the module).
 
@@ -171,11 +186,21 @@ def fit_epochs_share(
     for up to ``max_spins`` tries until the thread 0 of a later run has
     entered its share (``control[ENTERED] > entered_before + 1``).
 
+    Each thread first copies its share of ``theta``, ``net_state1``,
+    ``net_state2`` and (if ``pack_backup``) ``net_backup``, all in the
+    network's layout, into its blocks, and at the end copies them back (the
+    backup if ``unpack_backup``), so each block stays in its own thread's
+    cache.  With ``check_inputs``, thread 0 first checks that X and D are all
+    finite, while the helpers start; if not, every thread returns BAD_INPUT
+    after the first barrier, before any parameter has changed, and nothing
+    is copied back.
+
     Returns what ``_engine.fit_epochs`` returns (-1, or the index of the
-    diverging batch), or -3 if the run was aborted (``sync[ABORT]`` set).
+    diverging batch), BAD_INPUT, or -3 if the run was aborted (``sync[ABORT]`` set).
     """
     if tid == 0:
         _sync.atomic_add(control, ENTERED, 1)
+        sync[_sync.INPUTS_BAD] = check_inputs and not (all_finite(X) and all_finite(D))
     sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
     n_threads = bounds.shape[0] - 1
     n_in, n_out = sizes[0], sizes[2]
@@ -202,6 +227,10 @@ def fit_epochs_share(
     alt = _block(backup[:n_params], offsets, tid, block)
     alt1 = _block(backup[n_params : n_params + n1], offsets, tid, block)
     alt2 = _block(backup[n_params + n1 : n_params + n1 + n2], offsets, tid, block)
+    move_thread_run(
+        tid, layout, bounds, offsets, theta, net_state1, net_state2, net_backup, params, state1, state2, backup,
+        pack_backup, True,
+    )  # fmt: skip
 
     cap = batch_size
     x_batch = scratch[: cap * n_in]
@@ -266,6 +295,8 @@ def fit_epochs_share(
             if not _sync.barrier(sync, n_threads, passed):
                 return -3
             if epoch == 0 and batch == 0:
+                if sync[_sync.INPUTS_BAD]:
+                    return BAD_INPUT  # every thread returns here; nothing has changed yet
                 run_from = _sync.cycle_count()  # the first wait is the helpers' start-up, not contention
             else:
                 wait_cycles += _sync.cycle_count() - waited_from
@@ -341,7 +372,11 @@ def fit_epochs_share(
             epoch_correct[epoch] = correct
     if in_alt:
         swap_states(mine, s1, s2, alt, alt1, alt2)
-    # all threads leave together: the caller may read every block as soon as its own call returns
+    move_thread_run(
+        tid, layout, bounds, offsets, theta, net_state1, net_state2, net_backup, params, state1, state2, backup,
+        unpack_backup, False,
+    )  # fmt: skip
+    # all threads leave together: the caller may read the network's parameters as soon as its own call returns
     if tid == 0:
         sync[_sync.RUN_CYCLES] = _sync.cycle_count() - run_from
         sync[_sync.WAIT_CYCLES] = wait_cycles
@@ -350,37 +385,6 @@ def fit_epochs_share(
     if tid > 0:
         _sync.wait_above(control, ENTERED, entered_before + 1, max_spins)
     return status
-
-
-@jit
-def _move(flat, layout, bounds, offsets, packed, to_packed):
-    if to_packed:
-        pack(flat, layout, bounds, offsets, packed)
-    else:
-        unpack(packed, layout, bounds, offsets, flat)
-
-
-@jit
-def move_run(
-    layout, bounds, offsets, theta, state1, state2, backup, p_params, p_state1, p_state2, p_backup, with_backup,
-    to_packed,
-):  # fmt: skip
-    """Copy theta, the optimizer state (length 0: none) and, if ``with_backup``, the divergence backup
-    ([theta | state1 | state2] in the network layout) into the run's packed vectors (``to_packed``), or
-    back from them."""
-    n, n1, n2 = theta.shape[0], state1.shape[0], state2.shape[0]
-    size, s1 = p_params.shape[0], p_state1.shape[0]
-    _move(theta, layout, bounds, offsets, p_params, to_packed)
-    if n1 > 0:
-        _move(state1, layout, bounds, offsets, p_state1, to_packed)
-    if n2 > 0:
-        _move(state2, layout, bounds, offsets, p_state2, to_packed)
-    if with_backup:
-        _move(backup[:n], layout, bounds, offsets, p_backup[:size], to_packed)
-        if n1 > 0:
-            _move(backup[n : n + n1], layout, bounds, offsets, p_backup[size : size + s1], to_packed)
-        if n2 > 0:
-            _move(backup[n + n1 : n + n1 + n2], layout, bounds, offsets, p_backup[size + s1 :], to_packed)
 
 
 # ----------------------------------------------------------------------------- threads

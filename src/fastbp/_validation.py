@@ -59,8 +59,9 @@ def as_pair(value, name, what):
     return first, second
 
 
-def as_batch(a, name, n_features, dtype, what="features"):
-    """``a`` (n_samples, n_features) or (n_features,) as a 2-D array; also whether it was 1-D."""
+def as_batch(a, name, n_features, dtype, what="features", check_values=True):
+    """``a`` (n_samples, n_features) or (n_features,) as a 2-D array; also whether it was 1-D.
+    ``check_values``: also that every entry is finite."""
     arr = as_float_array(a, name, dtype)
     if arr.ndim == 1:
         one_sample = True
@@ -73,14 +74,15 @@ def as_batch(a, name, n_features, dtype, what="features"):
         raise ValueError(f"{name} has {arr.shape[1]} {what}, the network expects {n_features}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: it has 0 samples")
-    check_finite(arr, name)
+    if check_values:
+        check_finite(arr, name)
     return arr, one_sample
 
 
-def as_inputs_and_targets(X, D, n_in, n_out, dtype):
-    """Validated (X, D) as 2-D arrays with as many rows each."""
-    X2, x_was_1d = as_batch(X, "X", n_in, dtype)
-    D2, d_was_1d = as_batch(D, "D", n_out, dtype, what="targets per sample")
+def as_inputs_and_targets(X, D, n_in, n_out, dtype, check_values=True):
+    """Validated (X, D) as 2-D arrays with as many rows each (``check_values``: and finite)."""
+    X2, x_was_1d = as_batch(X, "X", n_in, dtype, check_values=check_values)
+    D2, d_was_1d = as_batch(D, "D", n_out, dtype, what="targets per sample", check_values=check_values)
     if X2.shape[0] != D2.shape[0]:
         raise ValueError(f"X has {X2.shape[0]} samples but D has {D2.shape[0]}")
     return X2, D2, x_was_1d and d_was_1d

@@ -207,6 +207,7 @@ class _FitRun:
         self.correct = np.zeros(epochs, dtype=np.int64)
         self.step_count = np.array([opt.step_count], dtype=np.int64)
         self.backup_valid = np.zeros(1, dtype=np.int64)
+        self.inputs_checked = False
         self.small = None
         if getattr(opt, "is_plain", lambda: False)():
             self.small = net._small_module()
@@ -225,11 +226,23 @@ class _FitRun:
             if bounds is not None:
                 self.shared = _SharedRun.for_run(net, opt, frozen, batch_size, bounds)
 
+    def check_inputs(self):
+        """ValueError naming the first NaN or infinite entry of X or D."""
+        check_finite(self.X, "X")
+        check_finite(self.D, "D")
+
     def epochs(self, start, stop):
-        """Train epochs start..stop-1 (indices into this run's arrays); DivergenceError on a non-finite loss."""
+        """Train epochs start..stop-1 (indices into this run's arrays); DivergenceError on a non-finite loss.
+
+        The first call checks that X and D are finite (ValueError, with nothing changed, if not): on
+        the threaded path inside the compiled run, while the helper threads start, else here."""
         net = self.net
         lrs = self.epoch_lrs_dtype[start:stop]
         losses = self.losses[start:stop]
+        check = not self.inputs_checked
+        self.inputs_checked = True
+        if check and self.shared is None:
+            self.check_inputs()
         if self.small is not None:
             status = self.small.fit_epochs(
                 net._theta, self.X, self.D, lrs, self.batch_size, self.shuffle, self.rng_state,
@@ -237,11 +250,13 @@ class _FitRun:
             )  # fmt: skip
             self.opt.step_count += (stop - start) * -(-self.n // self.batch_size) if status < 0 else 0
         elif self.shared is not None and self.shared.epochs(
-            self, lrs, losses, self.correct[start:stop], last=stop == self.n_epochs
+            self, lrs, losses, self.correct[start:stop], last=stop == self.n_epochs, check_inputs=check
         ):
             status = self.shared.status
             self.opt.step_count = int(self.step_count[0])
         else:
+            if check and self.shared is not None:  # the threads were busy: the run goes on here
+                self.check_inputs()
             ws = self.ws
             status = _engine.fit_epochs(
                 net._theta, net._layout.packed, self.X, self.D, lrs, self.batch_size, self.shuffle, self.rng_state,
@@ -302,9 +317,10 @@ class _SharedRun:
             cached = net._shared_run = cls(net, *key[:1], bounds, *key[2:])
         return cached
 
-    def epochs(self, run, lrs, losses, correct, last):
+    def epochs(self, run, lrs, losses, correct, last, check_inputs):
         """Train run's epochs on the helper threads; False (nothing done) if another run has them.
-        ``last``: no epochs of the run follow (the divergence backup then need not be unpacked)."""
+        ``last``: no epochs of the run follow (the divergence backup then need not be unpacked).
+        ``check_inputs``: check first that X and D are finite (ValueError, and nothing changed, if not)."""
         n_threads = len(self.bounds) - 1
         helpers = _parallel.acquire_helpers(n_threads - 1)
         if helpers is None:
@@ -314,10 +330,6 @@ class _SharedRun:
         try:
             if self.frozen.shape[0]:
                 _parallel.pack(run.frozen, layout, self.bounds, self.offsets, self.frozen)
-            _parallel.move_run(
-                layout, self.bounds, self.offsets, net._theta, opt.state1, opt.state2, run.backup,
-                self.params, self.state1, self.state2, self.backup, bool(run.backup_valid[0]), True,
-            )  # fmt: skip
             if self.orders.shape[1] != run.n:
                 self.orders = np.empty((n_threads, run.n), dtype=np.int64)
             self.orders[:] = run.order
@@ -330,16 +342,17 @@ class _SharedRun:
                     t, self.sync, self.bounds, self.offsets, layout, run.X, run.D, lrs, run.batch_size, run.shuffle,
                     self.rng[t], self.orders[t], opt.code, run.hyper, self.counts[t], self.frozen, self.params,
                     self.state1, self.state2, self.grad, self.backup, self.valid[t], self.scratch[t], self.shares,
-                    losses, correct, helpers.control,
+                    losses, correct, net._theta, opt.state1, opt.state2, run.backup, pack_backup, not last,
+                    check_inputs, helpers.control,
                 )  # fmt: skip
 
+            pack_backup = bool(run.backup_valid[0])
             self.status = _parallel.run_shares(helpers, args_of)
         finally:
             helpers.lock.release()
-        _parallel.move_run(
-            layout, self.bounds, self.offsets, net._theta, opt.state1, opt.state2, run.backup,
-            self.params, self.state1, self.state2, self.backup, not last, False,
-        )  # fmt: skip
+        if self.status == _parallel.BAD_INPUT:
+            run.check_inputs()
+            raise RuntimeError("the threads of fit found a NaN or an infinity in X or D that the check did not")
         run.order[:] = self.orders[0]
         run.rng_state[0] = self.rng[0, 0]
         run.step_count[0] = self.counts[0, 0]
@@ -613,9 +626,10 @@ class Network:
             self._workspace = Workspace(self._layout, n, self._dtype)
         return self._workspace
 
-    def _validate_xd(self, X, D):
-        """Validated (X, D, both_1d); also refuses a network whose parameters are not all finite."""
-        result = as_inputs_and_targets(X, D, self._sizes[0], self._sizes[-1], self._dtype)
+    def _validate_xd(self, X, D, check_values=True):
+        """Validated (X, D, both_1d); also refuses a network whose parameters are not all finite.
+        ``check_values=False``: shapes and types only, not that X and D are finite."""
+        result = as_inputs_and_targets(X, D, self._sizes[0], self._sizes[-1], self._dtype, check_values)
         self._check_parameters()
         return result
 
@@ -832,7 +846,7 @@ class Network:
         Without validation data, early stopping and callbacks the whole run is
         one compiled call; with them, one compiled call per epoch.
         """
-        X2, D2, _ = self._validate_xd(X, D)
+        X2, D2, _ = self._validate_xd(X, D, check_values=False)  # X and D finite: checked by the run
         epochs = check_positive_int(epochs, "epochs")
         if lr is not None:
             lr = check_positive_number(lr, "lr")
