@@ -301,12 +301,15 @@ def fit_epochs_share(
             else:
                 wait_cycles += _sync.cycle_count() - waited_from
             passed += 1
+            z2_flat = z2_buf[: m * n_out]
+            first = shares[parity, 0]
+            for k in range(m * n_out):
+                z2_flat[k] = first[k]
+            for u in range(1, n_threads):
+                other = shares[parity, u]
+                for k in range(m * n_out):
+                    z2_flat[k] += other[k]
             for s in range(m):
-                for j in range(n_out):
-                    z2[s, j] = shares[parity, 0, s * n_out + j]
-                for u in range(1, n_threads):
-                    for j in range(n_out):
-                        z2[s, j] += shares[parity, u, s * n_out + j]
                 for j in range(n_out):
                     z2[s, j] += b2[j]
             if code2 == SOFTMAX:
