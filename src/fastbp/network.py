@@ -299,7 +299,7 @@ class _SharedRun:
         self.backup = np.zeros(size + self.state1.shape[0] + self.state2.shape[0], dtype=dtype)
         self.frozen = np.zeros(size if has_frozen else 0, dtype=np.bool_)
         widest = max(int(bounds[t + 1] - bounds[t]) for t in range(n_threads))
-        per_thread = batch_size * (n_in + 4 * n_out + 3 * widest) + 8
+        per_thread = batch_size * (n_in + 4 * n_out + 3 * widest) + n_out * widest + 8
         self.scratch = np.zeros((n_threads, per_thread), dtype=dtype)
         self.shares = np.zeros((2, n_threads, batch_size * n_out + 8), dtype=dtype)
         self.sync = np.zeros(_parallel._sync.SYNC_LENGTH, dtype=np.int64)
