@@ -234,9 +234,10 @@ def test_a_failing_helper_stops_the_run_and_leaves_the_network_as_it_was(monkeyp
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 @pytest.mark.parametrize("per_epoch", [False, True])
 def test_threaded_fit_refuses_a_non_finite_input_and_changes_nothing(where, bad, per_epoch):
-    """On the threaded path X and D are checked inside the compiled run (by thread 0, while the helper
-    starts): a NaN or an infinity anywhere, here in the last row, gives the same ValueError as on one
-    thread, and the network, its optimizer state and step count are as they were."""
+    """On the threaded path X and D are checked inside the compiled run, row by row as the threads
+    gather them in the first epoch: a NaN or an infinity anywhere (here in the last row, which the
+    shuffle puts in some step of the first epoch) gives the same ValueError as on one thread, and the
+    network, its optimizer state and step count are as they were."""
     X, D = data(200, 64, 10, "cross_entropy")
     net = fastbp.Network([64, 64, 10], ["tanh", "softmax"], loss="cross_entropy", seed=0)
     opt = fastbp.Adam(lr=1e-2)

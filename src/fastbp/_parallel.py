@@ -33,6 +33,7 @@ run has them, runs on one thread (the caller then uses ``_engine``).
 """
 
 import contextlib
+import functools
 import math
 import os
 import queue
@@ -190,17 +191,17 @@ def fit_epochs_share(
     ``net_state2`` and (if ``pack_backup``) ``net_backup``, all in the
     network's layout, into its blocks, and at the end copies them back (the
     backup if ``unpack_backup``), so each block stays in its own thread's
-    cache.  With ``check_inputs``, thread 0 first checks that X and D are all
-    finite, while the helpers start; if not, every thread returns BAD_INPUT
-    after the first barrier, before any parameter has changed, and nothing
-    is copied back.
+    cache.  With ``check_inputs`` (and ``sync[INPUTS_BAD : INPUTS_BAD + 2]`` 0 at the start),
+    the threads check the rows of X and D as they gather them in the first
+    epoch, which visits every row; at the first NaN or infinity every thread
+    returns BAD_INPUT after that step's barrier, before its update, and
+    nothing is copied back.
 
     Returns what ``_engine.fit_epochs`` returns (-1, or the index of the
     diverging batch), BAD_INPUT, or -3 if the run was aborted (``sync[ABORT]`` set).
     """
     if tid == 0:
         _sync.atomic_add(control, ENTERED, 1)
-        sync[_sync.INPUTS_BAD] = check_inputs and not (all_finite(X) and all_finite(D))
     sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
     n_threads = bounds.shape[0] - 1
     n_in, n_out = sizes[0], sizes[2]
@@ -267,6 +268,12 @@ def fit_epochs_share(
             xb = x_batch[: m * n_in].reshape((m, n_in))
             db = d_batch[: m * n_out].reshape((m, n_out))
             gather_rows(X, D, order, start, xb, db)
+            parity = (epoch * n_batches + batch) & 1  # the step's parity, also across epochs
+            if check_inputs and epoch == 0:  # the first epoch sees every row once: each thread checks a part
+                r0, r1 = m * tid // n_threads, m * (tid + 1) // n_threads
+                if not (all_finite(xb[r0:r1]) and all_finite(db[r0:r1])):
+                    # one flag per parity: a partner may still be reading the last step's
+                    sync[_sync.INPUTS_BAD + parity] = 1
             current = alt if in_alt else mine
             W1 = current[:o_b1].reshape((n_in, h_t))
             b1 = current[o_b1:o_w2]
@@ -281,7 +288,6 @@ def fit_epochs_share(
 
             dense_forward(xb, W1, b1, z1)
             activation_forward(code1, as_one_row(z1), as_one_row(y1), alpha1)
-            parity = (epoch * n_batches + batch) & 1  # the step's parity, also across epochs
             share = shares[parity, tid, : m * n_out].reshape((m, n_out))
             if m * h_t * n_out >= BLAS_MIN_MULTIPLY_ADDS:
                 np.dot(y1, W2, share)
@@ -296,9 +302,11 @@ def fit_epochs_share(
             waited_from = _sync.cycle_count()
             if not _sync.barrier(sync, n_threads, passed):
                 return -3
+            if check_inputs and epoch == 0 and sync[_sync.INPUTS_BAD + parity]:
+                # every thread returns here, before the step's update; the network's parameters and
+                # optimizer state are copied back only at the end of a run, so nothing has changed
+                return BAD_INPUT
             if epoch == 0 and batch == 0:
-                if sync[_sync.INPUTS_BAD]:
-                    return BAD_INPUT  # every thread returns here; nothing has changed yet
                 run_from = _sync.cycle_count()  # the first wait is the helpers' start-up, not contention
             else:
                 wait_cycles += _sync.cycle_count() - waited_from
@@ -417,18 +425,21 @@ MIN_JUDGED_BARRIERS = 64
 _one_thread_until = -math.inf
 
 
-_cpus = {}
+_cpus = []  # [count] once asked; emptied in a forked child
 
 
 def available_cpus():
     """CPUs this process may run on (asked once per process)."""
-    pid = os.getpid()
-    if pid not in _cpus:
+    if not _cpus:
         try:
-            _cpus[pid] = len(os.sched_getaffinity(0))
+            _cpus.append(len(os.sched_getaffinity(0)))
         except (AttributeError, OSError):
-            _cpus[pid] = os.cpu_count() or 1
-    return _cpus[pid]
+            _cpus.append(os.cpu_count() or 1)
+    return _cpus[0]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_cpus.clear)
 
 
 _local = threading.local()
@@ -485,13 +496,20 @@ def set_num_threads(n):
 
 
 def thread_bounds(layout, batch_size):
-    """int64 (T+1,) hidden-unit boundaries of the threads for this network and batch size, or None for one thread."""
+    """int64 (T+1,) hidden-unit boundaries of the threads for this network and batch size, or None for one thread.
+
+    The array may be shared with other calls: do not write to it."""
     wanted = get_num_threads()
-    if wanted < 2 or len(layout.codes) != 2 or int(layout.codes[0]) == SOFTMAX:
+    if wanted < 2 or time.monotonic() < _one_thread_until:
         return None
-    if time.monotonic() < _one_thread_until:
+    return _bounds(layout.size_tuple, layout.code_tuple, batch_size, wanted)
+
+
+@functools.lru_cache(maxsize=256)
+def _bounds(sizes, codes, batch_size, wanted):
+    if len(codes) != 2 or codes[0] == SOFTMAX:
         return None
-    n_in, h, n_out = (int(s) for s in layout.sizes)
+    n_in, h, n_out = sizes
     n_threads = min(wanted, h // MIN_UNITS_PER_THREAD)
     while n_threads > 1 and batch_size * n_in * (h // n_threads) < MIN_SHARE_MULTIPLY_ADDS:
         n_threads -= 1

@@ -27,7 +27,7 @@ from ._config import jit
 # abort flag and the count of slow waits are not written on the line the counter spins on.
 BARRIER = 0
 ABORT = 8
-INPUTS_BAD = 9  # set by thread 0 of a run before its first barrier, read by all after it
+INPUTS_BAD = 9  # 9 and 10, by step parity: set by a thread that found a NaN or an infinity in its rows
 WAIT_CYCLES = 16  # thread 0's cycles spent in barriers during its last run, and the run's cycles
 RUN_CYCLES = 17
 SYNC_LENGTH = 24

@@ -54,6 +54,8 @@ class Layout:
         self.sizes = np.asarray(sizes, dtype=np.int64)
         parsed = [parse_activation(a) for a in activations]
         self.codes = np.asarray([ACTIVATION_CODES[name] for name, _ in parsed], dtype=np.int64)
+        self.size_tuple = tuple(int(s) for s in self.sizes)  # the same as Python ints, for cache keys
+        self.code_tuple = tuple(int(c) for c in self.codes)
         self.alphas = np.asarray([value for _, value in parsed], dtype=np.float64)
         self.loss_code = LOSS_CODES[loss]
         n_layers = len(activations)
@@ -347,6 +349,8 @@ class _SharedRun:
                 )  # fmt: skip
 
             pack_backup = bool(run.backup_valid[0])
+            bad = _parallel._sync.INPUTS_BAD
+            self.sync[bad : bad + 2] = 0  # no thread of this run has started yet
             self.status = _parallel.run_shares(helpers, args_of)
         finally:
             helpers.lock.release()
