@@ -179,8 +179,9 @@ def fit_epochs_share(
     the output layer's shares, two steps' worth so that a thread can write
     the next while another still reads the last.  ``sync``: the barrier's
     array (zeros before the first run; not reset between runs that ended
-    normally).  Thread 0 alone writes ``epoch_losses`` and ``epoch_correct``,
-    its cycles spent waiting in barriers and in all, from the first barrier
+    normally).  Each thread adds its count of right answers to
+    ``epoch_correct`` (zeros at the start).  Thread 0 alone writes
+    ``epoch_losses``, its cycles spent waiting in barriers and in all, from the first barrier
     to the last, into ``sync[WAIT_CYCLES]`` and ``sync[RUN_CYCLES]``, and
     counts its call in ``control[ENTERED]`` (the helpers' array, see
     :class:`_Helpers`) as soon as it runs.  A helper (tid > 0) then spins
@@ -338,8 +339,9 @@ def fit_epochs_share(
                 status = epoch * n_batches + batch
                 break
             total += E
-            if classify and tid == 0:
-                correct += count_correct(loss_code, y2, db)
+            if classify:  # each thread counts its part of the rows
+                r0, r1 = m * tid // n_threads, m * (tid + 1) // n_threads
+                correct += count_correct(loss_code, y2[r0:r1], db[r0:r1])
             step_count[0] += 1
 
             if loss_code == CROSS_ENTROPY or code2 == SOFTMAX:
@@ -389,9 +391,10 @@ def fit_epochs_share(
             backup_valid[0] = 1
         if status >= 0:
             break
+        if classify:
+            _sync.atomic_add(epoch_correct, epoch, correct)
         if tid == 0:
             epoch_losses[epoch] = total / n_batches
-            epoch_correct[epoch] = correct
     if in_alt:
         swap_states(mine, s1, s2, alt, alt1, alt2)
     move_thread_run(
