@@ -211,13 +211,18 @@ def count_correct(loss_code, y, d):
     correct = 0
     for s in range(n):
         if loss_code == CROSS_ENTROPY:
+            # selects, not branches: which output is largest is a coin toss for the branch predictor
             best_y = 0
             best_d = 0
+            top_y = y[s, 0]
+            top_d = d[s, 0]
             for j in range(1, m):
-                if y[s, j] > y[s, best_y]:
-                    best_y = j
-                if d[s, j] > d[s, best_d]:
-                    best_d = j
+                above = y[s, j] > top_y
+                best_y = j if above else best_y
+                top_y = y[s, j] if above else top_y
+                above = d[s, j] > top_d
+                best_d = j if above else best_d
+                top_d = d[s, j] if above else top_d
             correct += best_y == best_d
         else:
             ok = True

@@ -517,8 +517,10 @@ def cross_entropy_of_softmax(z, y, d):
     Each term d_j log y_j with d_j != 0 is taken from y while y_j >= 1e-30
     (a normal number in float32 and float64, so log y_j is as exact as y_j);
     a row with a smaller y_j gets log y_j = z_j - m - log sum_k e^(z_k - m)
-    from z, as :func:`cross_entropy`.  For one-hot targets that is one log
-    per sample instead of an exp per output and a log per sample.
+    from z, as :func:`cross_entropy`.  Terms with d_j = 1 (one-hot targets)
+    are summed as the log of the product of up to 8 such y_j (>= 1e-240,
+    still a normal float64): one log per 8 samples instead of an exp per
+    output and a log per sample (libm's log is a scalar call of ~20 ns).
 
     Parameters
     ----------
@@ -527,15 +529,27 @@ def cross_entropy_of_softmax(z, y, d):
     """
     n, m = z.shape
     total = 0.0
+    product = 1.0
+    factors = 0
     for s in range(n):
         for j in range(m):
             dj = d[s, j]
             if dj != 0.0:
                 yj = y[s, j]
                 if yj >= 1e-30:
-                    total -= dj * math.log(yj)
+                    if dj == 1.0:
+                        product *= yj
+                        factors += 1
+                        if factors == 8:
+                            total -= math.log(product)
+                            product = 1.0
+                            factors = 0
+                    else:
+                        total -= dj * math.log(yj)
                 else:
                     total -= dj * (z[s, j] - log_sum_exp_row(z, s))
+    if factors > 0:
+        total -= math.log(product)
     return total / n
 
 
