@@ -169,7 +169,7 @@ def fit_epochs_share(
     """Thread tid's part of ``_engine.fit_epochs`` for a one-hidden-layer network (see the module).
 
     Every thread of a run calls this with the same arguments except ``tid``
-    and its own ``rng_state`` (uint64 (1,)), ``order`` (int64 (n,)),
+    and its own ``rng_state`` (uint64, [0] used), ``order`` (int64 (n,)),
     ``step_count`` and ``backup_valid`` (int64 (1,) each, equal at the start)
     and ``scratch`` (float (capacity * (n_in + n_out + 3 h_t + 3 n_out) +
     n_out h_t,), capacity = batch_size).  Shared, each thread touching only its own block:

@@ -305,10 +305,12 @@ class _SharedRun:
         self.scratch = np.zeros((n_threads, per_thread), dtype=dtype)
         self.shares = np.zeros((2, n_threads, batch_size * n_out + 8), dtype=dtype)
         self.sync = np.zeros(_parallel._sync.SYNC_LENGTH, dtype=np.int64)
-        self.rng = np.zeros((n_threads, 1), dtype=np.uint64)
+        # each thread's own generator state, step count and backup flag, a cache line apart: the
+        # threads write theirs every step, and on one line they would take it from each other each time
+        self.rng = np.zeros((n_threads, 8), dtype=np.uint64)
         self.orders = np.zeros((n_threads, 0), dtype=np.int64)
-        self.counts = np.zeros((n_threads, 1), dtype=np.int64)
-        self.valid = np.zeros((n_threads, 1), dtype=np.int64)
+        self.counts = np.zeros((n_threads, 8), dtype=np.int64)
+        self.valid = np.zeros((n_threads, 8), dtype=np.int64)
         self.status = -1
 
     @classmethod
@@ -332,9 +334,9 @@ class _SharedRun:
         try:
             if self.frozen.shape[0]:
                 _parallel.pack(run.frozen, layout, self.bounds, self.offsets, self.frozen)
-            if self.orders.shape[1] != run.n:
-                self.orders = np.empty((n_threads, run.n), dtype=np.int64)
-            self.orders[:] = run.order
+            if self.orders.shape[1] != run.n + 8:
+                self.orders = np.empty((n_threads, run.n + 8), dtype=np.int64)  # rows padded, as above
+            self.orders[:, : run.n] = run.order
             self.rng[:] = run.rng_state[0]
             self.counts[:] = run.step_count[0]
             self.valid[:] = run.backup_valid[0]
@@ -342,7 +344,7 @@ class _SharedRun:
             def args_of(t):
                 return (
                     t, self.sync, self.bounds, self.offsets, layout, run.X, run.D, lrs, run.batch_size, run.shuffle,
-                    self.rng[t], self.orders[t], opt.code, run.hyper, self.counts[t], self.frozen, self.params,
+                    self.rng[t], self.orders[t, : run.n], opt.code, run.hyper, self.counts[t], self.frozen, self.params,
                     self.state1, self.state2, self.grad, self.backup, self.valid[t], self.scratch[t], self.shares,
                     losses, correct, net._theta, opt.state1, opt.state2, run.backup, pack_backup, not last,
                     check_inputs, helpers.control,
@@ -357,7 +359,7 @@ class _SharedRun:
         if self.status == _parallel.BAD_INPUT:
             run.check_inputs()
             raise RuntimeError("the threads of fit found a NaN or an infinity in X or D that the check did not")
-        run.order[:] = self.orders[0]
+        run.order[:] = self.orders[0, : run.n]
         run.rng_state[0] = self.rng[0, 0]
         run.step_count[0] = self.counts[0, 0]
         run.backup_valid[0] = self.valid[0, 0]
