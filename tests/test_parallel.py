@@ -254,6 +254,14 @@ def test_threaded_fit_refuses_a_non_finite_input_and_changes_nothing(where, bad,
     fastbp.set_num_threads(1)
     with pytest.raises(ValueError, match=rf"{where} must be finite, but {where}\[\(199, 3\)\] is {bad}"):
         net.fit(X, D, epochs=2, batch_size=32, seed=0, optimizer=opt, callbacks=callbacks)
+    helpers = _parallel.acquire_helpers(1)  # busy helpers: the run would go on one thread, checked first
+    try:
+        with pytest.raises(ValueError, match=rf"{where} must be finite, but {where}\[\(199, 3\)\] is {bad}"):
+            train(net, 2, X, D, epochs=2, batch_size=32, seed=0, optimizer=opt, callbacks=callbacks)
+    finally:
+        helpers.lock.release()
+    for now, then in zip((net.flat_parameters, opt.state1, opt.state2, opt.step_count), before):
+        np.testing.assert_array_equal(now, then)
     (X if where == "X" else D)[-1, 3] = 0.0
     train(net, 2, X, D, epochs=1, batch_size=32, seed=0, optimizer=opt)  # the threads work on
     assert net._shared_run.status == -1 and opt.step_count == before[3] + 7
