@@ -267,6 +267,42 @@ def test_threaded_fit_refuses_a_non_finite_input_and_changes_nothing(where, bad,
     assert net._shared_run.status == -1 and opt.step_count == before[3] + 7
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity (Linux)")
+def test_a_refused_run_ends_only_when_every_thread_has_stopped():
+    """Regression: a run stopped by a NaN in X used to return in thread 0 before the helper had read the
+    stop flag; the next fit reset the flag, and the helper went on with the old run against the new one
+    (wrong results, then a deadlock). On one CPU the helper is preempted right after each barrier, which
+    made this happen in the first few of these NaN-then-clean pairs; now every pair ends cleanly."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, numpy as np\n"
+        "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+        "import fastbp\n"
+        "from fastbp import _parallel\n"
+        "_parallel.CONTENDED_WAIT_SHARE = np.inf\n"
+        "fastbp.set_num_threads(2)\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.normal(size=(200, 64)); D = np.eye(10)[rng.integers(0, 10, 200)]\n"
+        "bad = X.copy(); bad[-1, 3] = np.nan\n"
+        "net = fastbp.Network([64, 64, 10], ['tanh', 'softmax'], loss='cross_entropy', seed=0)\n"
+        "for i in range(100):\n"
+        "    try:\n"
+        "        net.fit(bad, D, epochs=2, batch_size=32, seed=i)\n"
+        "    except ValueError as exc:\n"
+        "        assert 'X must be finite' in str(exc), exc\n"
+        "    else:\n"
+        "        raise AssertionError('no error')\n"
+        "    net.fit(X, D, epochs=1, batch_size=32, seed=i)\n"
+        "    assert net._shared_run.status == -1\n"
+        "print('pairs', i + 1)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "pairs 100" in out.stdout
+
+
 def test_contended_threads_fall_back_to_one_for_a_while(monkeypatch):
     X, D = data(128, 64, 10, "squared_error")
     # a run is judged contended when thread 0 waited more than this share of its time in barriers

@@ -195,8 +195,8 @@ def fit_epochs_share(
     cache.  With ``check_inputs`` (and ``sync[INPUTS_BAD : INPUTS_BAD + 2]`` 0 at the start),
     the threads check the rows of X and D as they gather them in the first
     epoch, which visits every row; at the first NaN or infinity every thread
-    returns BAD_INPUT after that step's barrier, before its update, and
-    nothing is copied back.
+    stops after that step's barrier, before its update, copies nothing back,
+    and returns BAD_INPUT after the final barrier.
 
     Returns what ``_engine.fit_epochs`` returns (-1, or the index of the
     diverging batch), BAD_INPUT, or -3 if the run was aborted (``sync[ABORT]`` set).
@@ -303,15 +303,17 @@ def fit_epochs_share(
             waited_from = _sync.cycle_count()
             if not _sync.barrier(sync, n_threads, passed):
                 return -3
+            passed += 1
             if check_inputs and epoch == 0 and sync[_sync.INPUTS_BAD + parity]:
-                # every thread returns here, before the step's update; the network's parameters and
-                # optimizer state are copied back only at the end of a run, so nothing has changed
-                return BAD_INPUT
+                # every thread stops here, before the step's update, and nothing is copied back; they
+                # still meet at the final barrier, so no thread's caller resets the flag before all
+                # threads have read it
+                status = BAD_INPUT
+                break
             if epoch == 0 and batch == 0:
                 run_from = _sync.cycle_count()  # the first wait is the helpers' start-up, not contention
             else:
                 wait_cycles += _sync.cycle_count() - waited_from
-            passed += 1
             z2_flat = z2_buf[: m * n_out]
             first = shares[parity, 0]
             for k in range(m * n_out):
@@ -389,18 +391,19 @@ def fit_epochs_share(
                     opt_code, mine, s1, s2, alt, alt1, alt2, in_alt, grads, lr, hyper, step_count[0], frozen_mine
                 )
             backup_valid[0] = 1
-        if status >= 0:
+        if status != -1:
             break
         if classify:
             _sync.atomic_add(epoch_correct, epoch, correct)
         if tid == 0:
             epoch_losses[epoch] = total / n_batches
-    if in_alt:
-        swap_states(mine, s1, s2, alt, alt1, alt2)
-    move_thread_run(
-        tid, layout, bounds, offsets, theta, net_state1, net_state2, net_backup, params, state1, state2, backup,
-        unpack_backup, False,
-    )  # fmt: skip
+    if status != BAD_INPUT:
+        if in_alt:
+            swap_states(mine, s1, s2, alt, alt1, alt2)
+        move_thread_run(
+            tid, layout, bounds, offsets, theta, net_state1, net_state2, net_backup, params, state1, state2, backup,
+            unpack_backup, False,
+        )  # fmt: skip
     # all threads leave together: the caller may read the network's parameters as soon as its own call returns
     if tid == 0:
         sync[_sync.RUN_CYCLES] = _sync.cycle_count() - run_from
