@@ -278,8 +278,7 @@ def fit_epochs(
     n_batches = (n + batch_size - 1) // batch_size
     last = codes.shape[0] - 1
     classify = loss_code != SQUARED_ERROR
-    # plain gradient descent on every parameter: the backward pass and the update fused (as train_step)
-    plain = opt_code == SGD and frozen.shape[0] == 0 and hyper[H_MOMENTUM] == 0.0 and hyper[H_WEIGHT_DECAY] == 0.0
+    plain = is_plain_descent(opt_code, hyper, frozen)
     alt_theta = backup[:n_params]
     alt1 = backup[n_params : n_params + n1]
     alt2 = backup[n_params + n1 : n_params + n1 + n2]
@@ -299,13 +298,7 @@ def fit_epochs(
             current = alt_theta if in_alt else theta
             E = forward_loss(current, layout, xb, db, work)
             if not math.isfinite(E):
-                if backup_valid[0]:
-                    if plain:
-                        for k in range(n_params):
-                            theta[k] = backup[k]
-                    else:
-                        in_alt = not in_alt  # back to the values before the last step
-                    step_count[0] -= 1
+                in_alt = step_back(plain, theta, alt_theta, in_alt, backup_valid, step_count)
                 status = epoch * n_batches + batch
                 break
             total += E
@@ -369,6 +362,28 @@ def alternating_update(opt_code, theta, state1, state2, alt, alt1, alt2, in_alt,
     else:
         optimizer_update(opt_code, theta, grad, lr, hyper, state1, state2, t, frozen, alt, alt1, alt2)
     return not in_alt
+
+
+@jit
+def is_plain_descent(opt_code, hyper, frozen):
+    """Plain gradient descent on every parameter (no momentum, weight decay or frozen layer): its backward
+    pass and update can be fused, as in ``train_step``."""
+    return opt_code == SGD and frozen.shape[0] == 0 and hyper[H_MOMENTUM] == 0.0 and hyper[H_WEIGHT_DECAY] == 0.0
+
+
+@jit
+def step_back(plain, theta, alt, in_alt, backup_valid, step_count):
+    """After a non-finite loss, back to the parameters (and state) from before the last step, if there was
+    one: plain SGD copies them from ``alt`` (its backup, shaped like theta); the other optimizers just
+    switch buffers (see :func:`alternating_update`).  Returns the new ``in_alt``."""
+    if backup_valid[0]:
+        if plain:
+            for k in range(theta.shape[0]):
+                theta[k] = alt[k]
+        else:
+            in_alt = not in_alt
+        step_count[0] -= 1
+    return in_alt
 
 
 @jit

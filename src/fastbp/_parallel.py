@@ -44,14 +44,20 @@ import numpy as np
 
 from . import _sync
 from ._config import BLAS_MIN_MULTIPLY_ADDS, jit
-from ._engine import alternating_update, as_one_row, count_correct, descend, gather_rows, swap_states
+from ._engine import (
+    alternating_update,
+    as_one_row,
+    count_correct,
+    descend,
+    gather_rows,
+    is_plain_descent,
+    step_back,
+    swap_states,
+)
 from ._jit_utils import all_finite, shuffle_in_place
 from .kernels import (
     CROSS_ENTROPY,
-    H_MOMENTUM,
-    H_WEIGHT_DECAY,
     IDENTITY,
-    SGD,
     SOFTMAX,
     SQUARED_ERROR,
     activation_forward,
@@ -215,7 +221,7 @@ def fit_epochs_share(
     n = X.shape[0]
     n_batches = (n + batch_size - 1) // batch_size
     classify = loss_code != SQUARED_ERROR
-    plain = opt_code == SGD and frozen.shape[0] == 0 and hyper[H_MOMENTUM] == 0.0 and hyper[H_WEIGHT_DECAY] == 0.0
+    plain = is_plain_descent(opt_code, hyper, frozen)
     block = n_in * h_t + h_t + h_t * n_out + n_out
     o_b1 = n_in * h_t
     o_w2 = o_b1 + h_t
@@ -331,13 +337,7 @@ def fit_epochs_share(
                 activation_forward(code2, as_one_row(z2), as_one_row(y2), alpha2)
             E = loss(loss_code, z2, y2, db)
             if not math.isfinite(E):
-                if backup_valid[0]:
-                    if plain:
-                        for k in range(block):
-                            mine[k] = alt[k]
-                    else:
-                        in_alt = not in_alt
-                    step_count[0] -= 1
+                in_alt = step_back(plain, mine, alt, in_alt, backup_valid, step_count)
                 status = epoch * n_batches + batch
                 break
             total += E
