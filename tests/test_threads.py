@@ -1,5 +1,6 @@
 """Determinism and threads: per-network locks, GIL released in compiled code, no shared state."""
 
+import os
 import threading
 
 import numpy as np
@@ -90,34 +91,71 @@ def test_results_do_not_depend_on_the_blas_thread_count():
     np.testing.assert_allclose(one, two, rtol=1e-12, atol=1e-14)
 
 
-def test_evaluate_leaves_no_blas_threads_spinning():
+_WAKE_PROBE = """
+import os, sys, threading, time
+import numpy as np, numba, fastbp
+
+def switches():
+    # (thread, what) -> its context switches and CPU ticks, for every thread but this one (a thread that
+    # spins on sched_yield with the core to itself is switched nowhere, but its ticks grow)
+    counts, me = {}, threading.get_native_id()
+    for tid in os.listdir("/proc/self/task"):
+        if int(tid) != me:
+            with open(f"/proc/self/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        counts[tid, line.split(":")[0]] = int(line.split()[1])
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            counts[tid, "ticks"] = int(fields[11]) + int(fields[12])  # utime + stime
+    return counts
+
+def parked():
+    # the counts once no other thread has run for 0.2 s: every helper is asleep
+    prev = switches()
+    for _ in range(100):
+        time.sleep(0.2)
+        cur = switches()
+        if cur == prev:
+            return cur
+        prev = cur
+    sys.exit("the threads did not settle in 20 s")
+
+@numba.njit
+def one_product(a, b, c):
+    np.dot(a, b, c)
+
+rng = np.random.default_rng(0)
+X, W = rng.random((360, 64)), rng.random((64, 128))
+Z = np.empty((360, 128))
+net = fastbp.Network([64, 128, 10], ["relu", "softmax"], loss="cross_entropy", seed=0)
+D = np.eye(10)[rng.integers(0, 10, 360)]
+one_product(X, W, Z)  # compiles both, and starts BLAS's threads
+net.evaluate(X, D)
+woken = {}
+for name, call in (("evaluate", lambda: net.evaluate(X, D)), ("control", lambda: one_product(X, W, Z))):
+    before = parked()
+    for _ in range(10):
+        call()
+    after = parked()
+    woken[name] = sorted({tid for (tid, _), n in after.items() if n != before.get((tid, _))})
+print(len(woken["evaluate"]), len(woken["control"]))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads thread states from Linux's /proc")
+def test_evaluate_wakes_no_blas_thread():
     """OpenBLAS runs a product of more than ~1e6 multiply-adds on several threads, which then spin for
     ~0.1 s and slow a threaded fit started in that time.  ``evaluate`` on 360 rows of a 64-128-10
-    network (2.9 M multiply-adds in its first layer) goes to BLAS in row blocks and wakes none: the
-    process uses no CPU while it sleeps afterwards.  The control, the same product in one call, does."""
-    import os
-    import time
+    network (2.9 M multiply-adds in its first layer) goes to BLAS in row blocks below that size, so it
+    wakes none of the parked BLAS threads: no thread but the caller is switched in or out or uses CPU time
+    (counted in /proc) while it runs ten times.  The control, the same product in one call, wakes at least one."""
+    import subprocess
+    import sys
 
-    import numba
-
-    @numba.njit
-    def one_product(a, b, c):
-        np.dot(a, b, c)
-
-    def cpu_seconds_while_sleeping_after(call):
-        call()
-        time.sleep(0.3)  # anything spinning before has stopped
-        call()
-        before = os.times()
-        time.sleep(0.05)
-        after = os.times()
-        return (after.user + after.system) - (before.user + before.system)
-
-    rng = np.random.default_rng(0)
-    X, W = rng.random((360, 64)), rng.random((64, 128))
-    Z = np.empty((360, 128))
-    if cpu_seconds_while_sleeping_after(lambda: one_product(X, W, Z)) < 0.02:
+    out = subprocess.run([sys.executable, "-c", _WAKE_PROBE], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    woken_by_evaluate, woken_by_control = (int(v) for v in out.stdout.split())
+    if woken_by_control == 0:
         pytest.skip("this BLAS runs a 360 x 64 x 128 product on one thread: nothing to compare with")
-    net = fastbp.Network([64, 128, 10], ["relu", "softmax"], loss="cross_entropy", seed=0)
-    D = np.eye(10)[rng.integers(0, 10, 360)]
-    assert cpu_seconds_while_sleeping_after(lambda: net.evaluate(X, D)) < 0.02
+    assert woken_by_evaluate == 0
