@@ -14,10 +14,14 @@ a NumPy transcription of each rule and, when PyTorch is installed, with
 """
 
 import math
+import numbers
 
 import numpy as np
 
 from . import kernels
+
+# step counts above this could overflow Adam's int64 step number inside the compiled loop
+MAX_STEP_COUNT = 2**62
 
 
 def _check(value, name, low=None, high=None, low_open=False, high_open=False):
@@ -33,17 +37,90 @@ def _check(value, name, low=None, high=None, low_open=False, high_open=False):
     return value
 
 
+class _Hyperparameter:
+    """A hyperparameter attribute checked on every assignment, with the constructor's own rule."""
+
+    def __init__(self, low=None, high=None, low_open=False, high_open=False):
+        self.bounds = dict(low=low, high=high, low_open=low_open, high_open=high_open)
+
+    def __set_name__(self, owner, name):
+        self.name = name
+        self.slot = "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value):
+        setattr(obj, self.slot, _check(value, self.name, **self.bounds))
+
+
+def _check_state_array(value, name):
+    """``value`` if it can be an optimizer state vector (1-D, float, C-contiguous, writeable), else an error."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"{name} must be a 1-D float32 or float64 numpy array, got {type(value).__name__}"
+            + (" (call reset() to forget the state)" if value is None else "")
+        )
+    if value.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {value.dtype}")
+    if value.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one entry per parameter), got shape {value.shape}")
+    if not value.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous, got a strided view (pass a copy: np.ascontiguousarray)")
+    if not value.flags.writeable:
+        raise ValueError(f"{name} must be writeable, got a read-only array")
+    return value
+
+
 class Optimizer:
-    """Base class: hyperparameters, and state vectors made for one network on first use."""
+    """Base class: hyperparameters, and state vectors made for one network on first use.
+
+    Every attribute is checked when it is set and again, with the network's
+    size and dtype, each time the optimizer is used (``bind``), so nothing
+    that reaches the compiled update can be out of shape or out of range.
+    ``state1`` and ``state2`` (None until first use) are 1-D arrays of the
+    network's dtype with one entry per parameter, or 0 entries when the rule
+    keeps no such state; ``reset()`` forgets them.
+    """
 
     code = None
     name = None
+    lr = _Hyperparameter(0.0, low_open=True)
 
     def __init__(self, lr):
-        self.lr = _check(lr, "lr", 0.0, low_open=True)
-        self.state1 = None
-        self.state2 = None
-        self.step_count = 0  # number of updates made (Adam's t)
+        self.lr = lr
+        self.reset()
+
+    @property
+    def state1(self):
+        """SGD: the velocity (momentum > 0); Adam/AdamW: the first moment m.  None until first use."""
+        return self._state1
+
+    @state1.setter
+    def state1(self, value):
+        self._state1 = _check_state_array(value, "state1")
+
+    @property
+    def state2(self):
+        """Adam/AdamW: the second moment v (0 entries for SGD).  None until first use."""
+        return self._state2
+
+    @state2.setter
+    def state2(self, value):
+        self._state2 = _check_state_array(value, "state2")
+
+    @property
+    def step_count(self):
+        """The number of updates made (Adam's t), an int >= 0."""
+        return self._step_count
+
+    @step_count.setter
+    def step_count(self, value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"step_count must be an integer, got {value!r}")
+        if not 0 <= int(value) <= MAX_STEP_COUNT:
+            raise ValueError(f"step_count must be in [0, {MAX_STEP_COUNT}], got {int(value)}")
+        self._step_count = int(value)
 
     def hyper(self):
         """float64 (N_HYPER,) array for ``kernels.optimizer_update``."""
@@ -52,24 +129,50 @@ class Optimizer:
     def _needs_state(self):
         return 0
 
+    def _check_consistent(self):
+        """Rules that tie hyperparameters together (checked at use, as each can be set alone)."""
+
     def bind(self, n_params, dtype):
-        """Make (or check) the state vectors for a network of n_params parameters of ``dtype``."""
+        """Check everything the compiled update will read, for a network of n_params parameters of ``dtype``,
+        and make the state vectors on first use.  ValueError/TypeError naming the attribute, with the
+        optimizer unchanged, if anything does not fit.
+
+        An empty state that the rule needs now (an SGD given momentum after it was used without) starts at 0
+        if no step was made yet, and is refused otherwise.
+        """
+        dtype = np.dtype(dtype)
+        self._check_consistent()
+        self.step_count = self._step_count  # a subclass or __dict__ edit could have bypassed the setter
         n_state = self._needs_state()
-        if self.state1 is None:
-            size = n_params if n_state >= 1 else 0
-            self.state1 = np.zeros(size, dtype=dtype)
-            self.state2 = np.zeros(n_params if n_state >= 2 else 0, dtype=dtype)
-        elif n_state and (self.state1.shape[0] != n_params or self.state1.dtype != dtype):
-            raise ValueError(
-                f"this {type(self).__name__} holds state for {self.state1.shape[0]} {self.state1.dtype} parameters; "
-                f"the network has {n_params} {np.dtype(dtype)}: use a new optimizer per network"
-            )
+        states = []
+        for k, name in ((1, "state1"), (2, "state2")):
+            state = getattr(self, "_" + name)
+            if state is not None:
+                _check_state_array(state, name)  # again: the array itself can be changed in place
+                if state.shape[0] not in (0, n_params) or state.dtype != dtype:
+                    raise ValueError(
+                        f"this {type(self).__name__}'s {name} holds {state.shape[0]} {state.dtype} entries; the "
+                        f"network has {n_params} {dtype} parameters: "
+                        "use a new optimizer per network (or reset() this one)"
+                    )
+            needed = n_params if n_state >= k else 0
+            if state is not None and needed and state.shape[0] == 0:
+                if self._step_count:
+                    raise ValueError(
+                        f"this {type(self).__name__}'s {name} is empty, but after {self._step_count} steps its "
+                        f"rule needs one entry per parameter ({n_params}): call reset() to start afresh"
+                    )
+                state = None
+            if state is None:
+                state = np.zeros(needed, dtype=dtype)
+            states.append(state)
+        self._state1, self._state2 = states
         return self
 
     def reset(self):
         """Forget the state (velocity, moments, step count)."""
-        self.state1 = self.state2 = None
-        self.step_count = 0
+        self._state1 = self._state2 = None
+        self._step_count = 0
 
     def __repr__(self):
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -94,14 +197,28 @@ class SGD(Optimizer):
 
     code = kernels.SGD
     name = "sgd"
+    momentum = _Hyperparameter(0.0, 1.0, high_open=True)
+    weight_decay = _Hyperparameter(0.0)
 
     def __init__(self, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0):
         super().__init__(lr)
-        self.momentum = _check(momentum, "momentum", 0.0, 1.0, high_open=True)
-        self.nesterov = bool(nesterov)
-        if self.nesterov and self.momentum == 0.0:
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self._check_consistent()
+
+    @property
+    def nesterov(self):
+        """Nesterov momentum (needs momentum > 0)."""
+        return self._nesterov
+
+    @nesterov.setter
+    def nesterov(self, value):
+        self._nesterov = bool(value)
+
+    def _check_consistent(self):
+        if self._nesterov and self.momentum == 0.0:
             raise ValueError("nesterov=True needs momentum > 0")
-        self.weight_decay = _check(weight_decay, "weight_decay", 0.0)
 
     def _needs_state(self):
         return 1 if self.momentum > 0 else 0
@@ -137,15 +254,17 @@ class Adam(Optimizer):
     code = kernels.ADAM
     name = "adam"
     _default_weight_decay = 0.0
+    beta1 = _Hyperparameter(0.0, 1.0, high_open=True)
+    beta2 = _Hyperparameter(0.0, 1.0, high_open=True)
+    eps = _Hyperparameter(0.0, low_open=True)
+    weight_decay = _Hyperparameter(0.0)
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=None):
         super().__init__(lr)
-        self.beta1 = _check(beta1, "beta1", 0.0, 1.0, high_open=True)
-        self.beta2 = _check(beta2, "beta2", 0.0, 1.0, high_open=True)
-        self.eps = _check(eps, "eps", 0.0, low_open=True)
-        if weight_decay is None:
-            weight_decay = self._default_weight_decay
-        self.weight_decay = _check(weight_decay, "weight_decay", 0.0)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weight_decay = self._default_weight_decay if weight_decay is None else weight_decay
 
     def _needs_state(self):
         return 2
