@@ -361,3 +361,12 @@ def test_optimizer_divergence_puts_back_the_parameters_and_state_before_the_last
     assert net.flat_parameters.tobytes() == twin.flat_parameters.tobytes()
     assert opt.state1.tobytes() == twin_opt.state1.tobytes()
     assert opt.step_count == twin_opt.step_count == good_epochs - 1
+
+
+def test_a_schedule_that_overflows_is_a_value_error_and_changes_nothing():
+    X, D = data()
+    net = fastbp.Network([3, 4, 2], ["tanh", "identity"], seed=0)
+    before = net.flat_parameters.tobytes()
+    with pytest.raises(ValueError, match="lr_schedule must give finite factors > 0, but it overflowed"):
+        net.fit(X, D, epochs=3, lr_schedule=fastbp.ExponentialDecay(1e300))
+    assert net.flat_parameters.tobytes() == before and net.optimizer is None

@@ -149,3 +149,73 @@ def test_check_finite_takes_every_real_dtype_and_layout():
     ]:
         with pytest.raises(ValueError, match=where):
             check_finite(bad, "X")
+
+
+INT_TARGETS = [np.uint8, np.int16, np.int64, np.uint64]
+
+
+@pytest.mark.parametrize("int_dtype", INT_TARGETS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "sizes, activations, loss, values",
+    [
+        ([3, 4, 2], ["tanh", "identity"], "squared_error", [0, 1, 7, "max"]),
+        ([3, 4, 2], ["tanh", "sigmoid"], "binary_cross_entropy", [0, 1]),
+        ([3, 4, 3], ["tanh", "softmax"], "cross_entropy", [0, 1, 2]),
+    ],
+)
+def test_integer_targets_give_what_numpy_gives_for_them(sizes, activations, loss, values, dtype, int_dtype):
+    """Integer D gives exactly the result of np.asarray(D, dtype=net.dtype), in every entry point."""
+    rng = np.random.default_rng(0)
+    n_out = sizes[-1]
+    pool = [np.iinfo(int_dtype).max if v == "max" else v for v in values]
+    D = np.array(pool, dtype=int_dtype)[rng.integers(0, len(pool), size=(5, n_out))]
+    X = rng.normal(size=(5, sizes[0]))
+    net = fastbp.Network(sizes, activations, loss=loss, dtype=dtype, seed=0)
+    as_float = np.asarray(D, dtype=net.dtype)
+    a, b = net.copy(), net.copy()
+    assert a.step(X, D, lr=0.01) == b.step(X, as_float, lr=0.01)
+    assert a.flat_parameters.tobytes() == b.flat_parameters.tobytes()
+    assert net.evaluate(X, D) == net.evaluate(X, as_float)
+    (E_int, g_int), (E_float, g_float) = net.gradients(X, D), net.gradients(X, as_float)
+    assert E_int == E_float
+    assert all(np.array_equal(p, q) for p, q in zip(g_int.weights, g_float.weights))
+    a.fit(X, D, epochs=2, batch_size=2, seed=0)
+    b.fit(X, as_float, epochs=2, batch_size=2, seed=0)
+    assert a.flat_parameters.tobytes() == b.flat_parameters.tobytes()
+
+
+@pytest.mark.parametrize(
+    "activations, loss, bad, message",
+    [
+        (["tanh", "sigmoid"], "binary_cross_entropy", 1.5, r"binary_cross_entropy needs targets in \[0, 1\]"),
+        (["tanh", "sigmoid"], "binary_cross_entropy", -0.25, r"binary_cross_entropy needs targets in \[0, 1\]"),
+        (["tanh", "sigmoid"], "binary_cross_entropy", 2**64 - 1, r"needs targets in \[0, 1\]"),
+        (["tanh", "softmax"], "cross_entropy", -1.0, r"cross_entropy needs targets >= 0, but D\[1, 0\] is -1"),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_targets_outside_the_losss_domain_are_refused_everywhere(activations, loss, bad, message, dtype):
+    rng = np.random.default_rng(0)
+    net = fastbp.Network([3, 4, 2], activations, loss=loss, dtype=dtype, seed=0)
+    X = rng.normal(size=(4, 3))
+    D = np.full((4, 2), 0.5)
+    D = D.astype(np.uint64) if isinstance(bad, int) else D
+    D[1, 0] = bad
+    before = net.flat_parameters.tobytes()
+    calls = [
+        lambda: net.step(X, D),
+        lambda: net.gradients(X, D),
+        lambda: net.evaluate(X, D),
+        lambda: net.fit(X, D, epochs=1),
+        lambda: net.fit(X, D, epochs=1, optimizer="adam"),
+        lambda: net.fit(X, np.full((4, 2), 0.5), validation_data=(X, D)),
+        lambda: fastbp.numerical_gradient(net, X, D),
+    ]
+    with pytest.raises(ValueError, match=message):
+        net.step(X, D)
+    for call in calls:
+        with pytest.raises(ValueError, match=f"{loss} needs targets"):
+            call()
+        assert net.flat_parameters.tobytes() == before
+    assert net.optimizer is None

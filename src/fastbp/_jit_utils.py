@@ -45,6 +45,15 @@ def all_finite_flat(a):
 
 
 @jit
+def all_within(A, low, high):
+    """True if no entry of the array A (any shape and layout) is below ``low`` or above ``high``; NaN is neither."""
+    bad = 0
+    for v in A.flat:
+        bad |= (v < low) | (v > high)
+    return bad == 0
+
+
+@jit
 def splitmix64(state):
     """Next (state, 64 random bits) of the SplitMix64 generator; both uint64."""
     state = state + np.uint64(0x9E3779B97F4A7C15)

@@ -10,7 +10,8 @@ import numbers
 
 import numpy as np
 
-from ._jit_utils import all_finite_flat
+from ._jit_utils import all_finite_flat, all_within
+from .losses import TARGET_RANGE
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -50,6 +51,19 @@ def check_finite(arr, name):
         raise ValueError(f"{name} must be finite, but {name}[{where}] is {arr[tuple(bad)]}")
 
 
+def check_target_range(D, loss, name="D"):
+    """ValueError naming the first entry of the 2-D targets ``D`` outside the domain of ``loss`` (NaN passes)."""
+    bounds = TARGET_RANGE.get(loss)
+    if bounds is None:
+        return
+    low, high = bounds
+    if all_within(D, low, high):
+        return
+    i, j = (int(k) for k in np.argwhere((D < low) | (D > high))[0])
+    allowed = f">= {low:g}" if high == float("inf") else f"in [{low:g}, {high:g}]"
+    raise ValueError(f"{loss} needs targets {allowed}, but {name}[{i}, {j}] is {D[i, j]}")
+
+
 def as_pair(value, name, what):
     """The two items of ``value``, else TypeError naming ``name`` and the pair ``what`` it should be."""
     try:
@@ -79,12 +93,14 @@ def as_batch(a, name, n_features, dtype, what="features", check_values=True):
     return arr, one_sample
 
 
-def as_inputs_and_targets(X, D, n_in, n_out, dtype, check_values=True):
-    """Validated (X, D) as 2-D arrays with as many rows each (``check_values``: and finite)."""
-    X2, x_was_1d = as_batch(X, "X", n_in, dtype, check_values=check_values)
-    D2, d_was_1d = as_batch(D, "D", n_out, dtype, what="targets per sample", check_values=check_values)
+def as_inputs_and_targets(X, D, n_in, n_out, dtype, check_values=True, loss=None, names=("X", "D")):
+    """Validated (X, D) as 2-D arrays with as many rows each (``check_values``: and finite), D within the
+    domain of ``loss``."""
+    X2, x_was_1d = as_batch(X, names[0], n_in, dtype, check_values=check_values)
+    D2, d_was_1d = as_batch(D, names[1], n_out, dtype, what="targets per sample", check_values=check_values)
     if X2.shape[0] != D2.shape[0]:
-        raise ValueError(f"X has {X2.shape[0]} samples but D has {D2.shape[0]}")
+        raise ValueError(f"{names[0]} has {X2.shape[0]} samples but {names[1]} has {D2.shape[0]}")
+    check_target_range(D2, loss, names[1])
     return X2, D2, x_was_1d and d_was_1d
 
 

@@ -7,6 +7,10 @@
 * ``"binary_cross_entropy"`` -- E = -sum_j [d_j log y_j + (1 - d_j) log(1 - y_j)]
   with a ``"sigmoid"`` output; delta^L = y - d, computed from z.
 
+Targets outside a loss's domain (``TARGET_RANGE``: negative entries for
+cross-entropy, entries outside [0, 1] for binary cross-entropy) are refused
+with a ValueError: the formulas above give no meaningful loss for them.
+
 Over a mini-batch every loss is the mean over samples.  Kernels:
 ``kernels.loss`` and ``kernels.output_delta``.
 """
@@ -15,6 +19,8 @@ from .kernels import LOSS_CODES
 
 LOSS_NAMES = tuple(LOSS_CODES)
 REQUIRED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+# the targets each loss is defined for: d_j >= 0 (probabilities or weights of the classes), 0 <= d_j <= 1
+TARGET_RANGE = {"cross_entropy": (0.0, float("inf")), "binary_cross_entropy": (0.0, 1.0)}
 
 
 def check_loss(name):

@@ -19,7 +19,7 @@ import threading
 import numpy as np
 
 from . import _codegen, _engine, _parallel
-from ._jit_utils import all_finite_flat
+from ._jit_utils import all_finite_flat, all_within
 from ._validation import (
     as_batch,
     as_float_array,
@@ -33,7 +33,7 @@ from ._validation import (
 from .activations import ACTIVATION_NAMES, OUTPUT_ONLY, init_bound, parse_activation
 from .errors import DivergenceError
 from .kernels import ACTIVATION_CODES, LOSS_CODES
-from .losses import check_loss, check_pairing
+from .losses import TARGET_RANGE, check_loss, check_pairing
 from .optimizers import make_optimizer
 
 _LAZY = object()
@@ -554,6 +554,7 @@ class Network:
         self._sizes = tuple(sizes)
         self._activations = tuple(activations)
         self._loss = loss
+        self._target_range = TARGET_RANGE.get(loss)
         self._dtype = dtype
         self._layout = Layout(sizes, activations, loss)
         self._theta = np.zeros(self._layout.n_params, dtype=dtype)
@@ -635,7 +636,7 @@ class Network:
     def _validate_xd(self, X, D, check_values=True):
         """Validated (X, D, both_1d); also refuses a network whose parameters are not all finite.
         ``check_values=False``: shapes and types only, not that X and D are finite."""
-        result = as_inputs_and_targets(X, D, self._sizes[0], self._sizes[-1], self._dtype, check_values)
+        result = as_inputs_and_targets(X, D, self._sizes[0], self._sizes[-1], self._dtype, check_values, self._loss)
         self._check_parameters()
         return result
 
@@ -738,6 +739,8 @@ class Network:
             return False
         if xs[-1] != self._n_in or ds[-1] != self._n_out:
             return False
+        if self._target_range is not None and not all_within(D, *self._target_range):
+            return False  # the full validation names the entry
         if self._small is None:
             return nd == 2 and X.flags.c_contiguous and D.flags.c_contiguous and X.flags.writeable and D.flags.writeable
         return True
@@ -856,7 +859,7 @@ class Network:
         epochs = check_positive_int(epochs, "epochs")
         if lr is not None:
             lr = check_positive_number(lr, "lr")
-        opt = make_optimizer(optimizer, lr).bind(self.n_params, self._dtype)
+        opt = make_optimizer(optimizer, lr)
         batch_size = min(check_positive_int(batch_size, "batch_size"), X2.shape[0])
         shuffle = bool(shuffle)
         frozen = self._frozen_mask(trainable)
@@ -864,14 +867,19 @@ class Network:
         if lr_schedule is not None:
             if not callable(lr_schedule):
                 raise TypeError(f"lr_schedule must be callable (epoch -> factor), got {lr_schedule!r}")
-            factors = np.array([float(lr_schedule(k)) for k in range(epochs)])
+            try:
+                factors = np.array([float(lr_schedule(k)) for k in range(epochs)])
+            except OverflowError as exc:  # e.g. ExponentialDecay(10.0) after 300 epochs: 1e300 ** 2
+                raise ValueError(f"lr_schedule must give finite factors > 0, but it overflowed ({exc})") from exc
             if not np.all(np.isfinite(factors) & (factors > 0)):
                 raise ValueError(f"lr_schedule must give finite factors > 0, got {factors[~(factors > 0)][:3]}...")
             epoch_lrs *= factors
         validation = None
         if validation_data is not None:
             Xv, Dv = as_pair(validation_data, "validation_data", "(Xv, Dv)")
-            validation = as_inputs_and_targets(Xv, Dv, self._n_in, self._n_out, self._dtype)[:2]
+            validation = as_inputs_and_targets(
+                Xv, Dv, self._n_in, self._n_out, self._dtype, loss=self._loss, names=("Xv", "Dv")
+            )[:2]
         if patience is not None:
             patience = check_positive_int(patience, "patience")
             if not (isinstance(min_delta, (int, float)) and np.isfinite(min_delta) and min_delta >= 0):
@@ -882,6 +890,7 @@ class Network:
                 raise TypeError(f"every callback must be callable, got {cb!r}")
 
         classify = self._loss != "squared_error"
+        opt.bind(self.n_params, self._dtype)  # last: every argument is checked before the optimizer is touched
         run = _FitRun(self, X2, D2, epoch_lrs, batch_size, shuffle, seed, opt, frozen)
         with self._lock:
             if validation_data is None and patience is None and not callbacks:
