@@ -124,3 +124,81 @@ def test_optimizer_state_is_saved_and_training_resumes_exactly(tmp_path, make):
     net.fit(X, D, epochs=3, batch_size=5, seed=2, optimizer=net.optimizer)
     back.fit(X, D, epochs=3, batch_size=5, seed=2, optimizer=back.optimizer)
     assert net.flat_parameters.tobytes() == back.flat_parameters.tobytes()
+
+
+def _rewrite_zip_headers(src, dst, method=None, flag_bits=0):
+    """Copy the zip file ``src`` to ``dst`` with every member's compression method and flag bits, in its
+    local header and its central-directory entry, changed (the data stays as it is)."""
+    data = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as z:
+        infos = z.infolist()
+    # central directory entries: signature PK\1\2, flags at +8, method at +10
+    start = 0
+    while (k := data.find(b"PK\x01\x02", start)) >= 0:
+        if method is not None:
+            data[k + 10 : k + 12] = method.to_bytes(2, "little")
+        data[k + 8] |= flag_bits
+        start = k + 4
+    for info in infos:  # local headers: flags at +6, method at +8
+        k = info.header_offset
+        if method is not None:
+            data[k + 8 : k + 10] = method.to_bytes(2, "little")
+        data[k + 6] |= flag_bits
+    dst.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "method, flag_bits",
+    [(98, 0), (99, 0), (None, 0x40 | 0x01), (None, 0x01)],
+    ids=["ppmd", "aes", "strong-encryption", "password"],
+)
+def test_unreadable_compression_or_encryption_is_a_value_error(tmp_path, method, flag_bits):
+    net, _, _ = trained()
+    path = tmp_path / "net.npz"
+    net.save(path)
+    odd = tmp_path / "odd.npz"
+    _rewrite_zip_headers(path, odd, method, flag_bits)
+    with pytest.raises(ValueError, match="not a readable fastbp network file"):
+        fastbp.load(odd)
+
+
+def _resealed(tmp_path, path, **changes):
+    """A copy of the saved network at ``path`` with some arrays replaced and a checksum that matches."""
+    from fastbp.persistence import _checksum
+
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays.update(changes)
+    arrays["checksum"] = np.array(_checksum(arrays))
+    out = tmp_path / "resealed.npz"
+    np.savez(out, **arrays)
+    return out
+
+
+def test_non_finite_or_impossible_values_with_a_valid_checksum_are_refused_on_load(tmp_path):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    D = np.random.default_rng(1).normal(size=(20, 2))
+    net = fastbp.Network([3, 6, 2], ["tanh", "identity"], seed=0)
+    net.fit(X, D, epochs=2, batch_size=5, seed=1, optimizer=fastbp.Adam(lr=0.01))
+    path = tmp_path / "n.npz"
+    net.save(path)
+    assert fastbp.load(_resealed(tmp_path, path)).flat_parameters.tobytes() == net.flat_parameters.tobytes()
+
+    def with_entry(name, value):
+        a = (net.flat_parameters if name == "parameters" else getattr(net.optimizer, name[len("optimizer_") :])).copy()
+        a[1] = value
+        return a
+
+    bad = [
+        ({"parameters": with_entry("parameters", np.nan)}, "parameters are not all finite"),
+        ({"parameters": with_entry("parameters", -np.inf)}, "parameters are not all finite"),
+        ({"optimizer_state1": with_entry("optimizer_state1", np.nan)}, "optimizer_state1 is not all finite"),
+        ({"optimizer_state2": with_entry("optimizer_state2", np.inf)}, "optimizer_state2 is not all finite"),
+        ({"optimizer_state2": with_entry("optimizer_state2", -1e-3)}, "negative"),
+        ({"optimizer_step_count": np.array(-3, dtype=np.int64)}, "step_count must be in"),
+        ({"optimizer_step_count": np.array(2.5)}, "one integer"),
+        ({"optimizer_state2": np.zeros(0)}, "is empty"),
+    ]
+    for changes, message in bad:
+        with pytest.raises(ValueError, match=message):
+            fastbp.load(_resealed(tmp_path, path, **changes))

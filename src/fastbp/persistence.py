@@ -21,6 +21,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,14 @@ _KEYS = (
     "format", "version", "sizes", "activations", "loss", "dtype", "parameters",
     "optimizer", "optimizer_state1", "optimizer_state2", "optimizer_step_count",
 )  # fmt: skip
+
+
+# what reading a file that is not a whole, plain .npz raises: NotImplementedError for a compression method
+# or an encryption that zipfile cannot read, RuntimeError for a password-protected member
+_UNREADABLE = (
+    *(OSError, ValueError, EOFError, KeyError, NotImplementedError, RuntimeError),
+    *(zipfile.BadZipFile, zlib.error),
+)
 
 
 def _checksum(arrays):
@@ -96,7 +105,7 @@ def load(path):
             arrays = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except _UNREADABLE as exc:
         raise ValueError(f"{path} is not a readable fastbp network file ({type(exc).__name__}: {exc})") from exc
     missing = [key for key in (*_KEYS, "checksum") if key not in arrays]
     if "format" not in arrays or str(arrays["format"]) != FORMAT:
@@ -108,14 +117,21 @@ def load(path):
         raise ValueError(f"{path} is incomplete: missing {', '.join(missing)}")
     if str(arrays["checksum"]) != _checksum(arrays):
         raise ValueError(f"{path} is corrupted: its checksum does not match its contents")
+    if arrays["sizes"].ndim != 1 or arrays["sizes"].dtype.kind not in "iu" or not np.all(arrays["sizes"] >= 1):
+        raise ValueError(f"{path} is inconsistent: sizes must be layer widths >= 1, got {arrays['sizes']}")
     sizes = [int(s) for s in arrays["sizes"]]
-    activations = [str(a) for a in arrays["activations"]]
+    activations = [str(a) for a in np.atleast_1d(arrays["activations"])]
     parameters = arrays["parameters"]
     if str(parameters.dtype) != str(arrays["dtype"]):
         raise ValueError(f"{path} is inconsistent: parameters are {parameters.dtype}, header says {arrays['dtype']}")
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))  # checked before anything is allocated
+    if parameters.shape != (n_params,):
+        raise ValueError(
+            f"{path} is inconsistent: parameters of shape {parameters.shape} for sizes {sizes} ({n_params})"
+        )
     net = Network(sizes, activations, loss=str(arrays["loss"]), dtype=parameters.dtype, seed=0)
-    if parameters.shape != (net.n_params,):
-        raise ValueError(f"{path} is inconsistent: {parameters.shape[0]} parameters for sizes {sizes} ({net.n_params})")
+    if not np.all(np.isfinite(parameters)):
+        raise ValueError(f"{path} is inconsistent: its parameters are not all finite")
     net.flat_parameters[...] = parameters
     try:
         config = json.loads(str(arrays["optimizer"]))
@@ -128,12 +144,17 @@ def load(path):
                 state = arrays[key]
                 if state.size and (state.shape != (net.n_params,) or state.dtype != net.dtype):
                     raise ValueError(f"{key} has shape {state.shape}, dtype {state.dtype}")
+                if not np.all(np.isfinite(state)):
+                    raise ValueError(f"{key} is not all finite")
+            if opt.name != "sgd" and np.any(arrays["optimizer_state2"] < 0):
+                raise ValueError("optimizer_state2 (Adam's second moments) has negative entries")
+            step_count = arrays["optimizer_step_count"]
+            if step_count.shape != () or step_count.dtype.kind not in "iu":
+                raise ValueError(f"optimizer_step_count must be one integer, got {step_count.dtype} {step_count.shape}")
+            opt.step_count = int(step_count)
+            opt.state1 = arrays["optimizer_state1"].astype(net.dtype)  # (a copy; empty: never used, or no such state)
+            opt.state2 = arrays["optimizer_state2"].astype(net.dtype)
             opt.bind(net.n_params, net.dtype)
-            if arrays["optimizer_state1"].size:
-                opt.state1 = arrays["optimizer_state1"].copy()
-            if arrays["optimizer_state2"].size:
-                opt.state2 = arrays["optimizer_state2"].copy()
-            opt.step_count = int(arrays["optimizer_step_count"])
             net.optimizer = opt
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ValueError(f"{path} is inconsistent: its optimizer cannot be rebuilt ({exc})") from exc
