@@ -133,13 +133,30 @@ def test_installed_console_script():
         ["plot"],
         ["experiment", "frozen-hidden", "--seeds", "-1"],
         ["gradcheck", "--max-n", "ten"],
+        ["gradcheck", "--max-n", "3"],  # below the smallest network (an IndexError once)
+        ["xor", "--seed", "-1"],  # numpy's seeds are >= 0 (a traceback once)
+        ["plot", "xor-boundary", "--seed", "-1"],
+        ["plot", "activations", "-o", "figure.xyz"],  # no such format (a matplotlib traceback once)
+        ["plot", "activations", "-o", "figure"],  # no extension: matplotlib would write figure.png
+        ["xor", "--plot", "loss.txt"],
+        ["gradcheck", "--plot", "ratio"],
     ],
 )
 def test_bad_command_lines_exit_2_with_a_message(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
-    assert "error:" in capsys.readouterr().err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("usage:") and "Traceback" not in "".join(lines)
+    assert [line for line in lines if "error:" in line] == lines[-1:]  # the usage, then one line of message
+
+
+def test_a_figure_that_cannot_be_written_exits_5_with_one_line(capsys, tmp_path):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a directory")
+    assert main(["plot", "activations", "-o", str(blocker / "fig1.png")]) == 5
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fastbp: cannot write") and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -26,6 +26,7 @@ EXIT_NOT_LEARNED = 1
 EXIT_USAGE = 2
 EXIT_MISSING_PACKAGE = 3
 EXIT_MISMATCH = 4
+EXIT_CANNOT_WRITE = 5
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
 
 EXIT_CODES = """exit codes:
@@ -33,7 +34,8 @@ EXIT_CODES = """exit codes:
   1  fastbp xor: the network did not learn XOR (fewer than 4 of 4 outputs right)
   2  bad command line
   3  an optional package is missing (matplotlib for figures): pip install "fastbp[plot]"
-  4  fastbp exercise: the kernels and the pure-Python reference disagree (a bug: please report it)"""
+  4  fastbp exercise: the kernels and the pure-Python reference disagree (a bug: please report it)
+  5  a file could not be written (the message says which and why)"""
 
 __all__ = ["main", "build_parser", "XOR_INPUTS", "XOR_TARGETS"]
 
@@ -66,6 +68,37 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
     return value
+
+
+def _gradcheck_max_n(text):
+    value = _positive_int(text)
+    smallest = experiments.GRADCHECK_TARGETS[0]
+    if value < smallest:
+        raise argparse.ArgumentTypeError(f"must be at least {smallest} (the smallest network has N close to it)")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+# the formats matplotlib writes with its own Agg, vector and Pillow backends
+FIGURE_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp")
+
+
+def _figure_path(text):
+    extension = os.path.splitext(text)[1].lower().lstrip(".")
+    if extension not in FIGURE_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} needs the extension of an image format: {', '.join('.' + f for f in FIGURE_FORMATS)}"
+        )
+    return text
 
 
 def _write(text, stream=None):
@@ -342,8 +375,10 @@ def _add_xor_parser(sub):
     )
     xor.add_argument("--epochs", type=_positive_int, default=5000, help="full-batch epochs (default 5000)")
     xor.add_argument("--lr", type=_positive_float, default=2.0, help="learning rate eta (default 2.0)")
-    xor.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
-    xor.add_argument("--plot", metavar="PATH", help="also save the loss curve to PATH (needs matplotlib)")
+    xor.add_argument("--seed", type=_seed, default=0, help="seed of the initial weights (default 0)")
+    xor.add_argument(
+        "--plot", type=_figure_path, metavar="PATH", help="also save the loss curve to PATH (needs matplotlib)"
+    )
     xor.set_defaults(func=_xor)
 
 
@@ -409,6 +444,7 @@ def _add_plot_parsers(sub):
     p.add_argument(
         "-o",
         "--output",
+        type=_figure_path,
         default="activations.png",
         metavar="PATH",
         help="image file to write; .png, .svg, .pdf ... (default activations.png)",
@@ -428,13 +464,14 @@ def _add_plot_parsers(sub):
     p.add_argument(
         "-o",
         "--output",
+        type=_figure_path,
         default="xor-boundary.png",
         metavar="PATH",
         help="image file to write (default xor-boundary.png)",
     )
     p.add_argument("--epochs", type=_positive_int, default=5000, help="training epochs of the network (default 5000)")
     p.add_argument("--lr", type=_positive_float, default=2.0, help="learning rate eta (default 2.0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the network's initial weights (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the network's initial weights (default 0)")
     p.add_argument("--dpi", type=_positive_int, default=100, help="pixels per inch (default 100: 900 x 440 pixels)")
     p.set_defaults(func=_plot_xor_boundary)
 
@@ -538,7 +575,9 @@ def _add_experiment_parsers(sub):
     p.add_argument("--seeds", type=_positive_int, default=100, help="random starts, seeds 0..N-1 (default 100)")
     p.add_argument("--epochs", type=_positive_int, default=5000, help="full-batch epochs per run (default 5000)")
     p.add_argument("--lr", type=_positive_float, default=2.0, help="learning rate eta (default 2.0)")
-    p.add_argument("--plot", metavar="PATH", help="also save the loss curves to PATH (needs matplotlib)")
+    p.add_argument(
+        "--plot", type=_figure_path, metavar="PATH", help="also save the loss curves to PATH (needs matplotlib)"
+    )
     p.set_defaults(func=_frozen_hidden)
 
 
@@ -612,14 +651,19 @@ def _add_gradcheck_parser(sub):
     )
     p.add_argument(
         "--max-n",
-        type=_positive_int,
+        type=_gradcheck_max_n,
         default=10_000,
         metavar="N",
-        help="largest N (default 10000; 100000 takes a few minutes)",
+        help="largest N, at least 100 (default 10000; 100000 takes a few minutes)",
     )
     p.add_argument("--batch", type=_positive_int, default=16, help="samples in the batch (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the data (default 0)")
-    p.add_argument("--plot", metavar="PATH", help="also save time and ratio against N, log axes (needs matplotlib)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the weights and the data (default 0)")
+    p.add_argument(
+        "--plot",
+        type=_figure_path,
+        metavar="PATH",
+        help="also save time and ratio against N, log axes (needs matplotlib)",
+    )
     p.set_defaults(func=_gradcheck)
 
 
@@ -673,7 +717,7 @@ def _add_digits_parser(sub):
     p.add_argument("--epochs", type=_positive_int, default=50, help="epochs (default 50)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="samples per step (default 32)")
     p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate (default 0.001)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the shuffling (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the weights and the shuffling (default 0)")
     p.add_argument(
         "--dtype", choices=["float64", "float32"], default="float64", help="of the network and data (default float64)"
     )
@@ -726,6 +770,9 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except OSError as exc:  # a figure or file that could not be written (no space, no permission, ...)
+        _write(f"fastbp: cannot write {exc.filename or 'the output'}: {exc.strerror or exc}", sys.stderr)
+        return EXIT_CANNOT_WRITE
 
 
 if __name__ == "__main__":
