@@ -92,6 +92,14 @@ def test_batch_rows_with_shuffle_needs_a_seed():
         fd.batch_rows((4, 4), 2, shuffle=True)
 
 
+@pytest.mark.parametrize("row_chunks", [[2.5], [2, 1.0], [True, 3], "44", 4, [2, "3"]])
+def test_batch_rows_refuses_row_counts_that_are_not_integers(row_chunks):
+    """[2.5] once gave the batches of 2 rows as if it were a count, silently."""
+    with pytest.raises(TypeError, match="row_chunks must be"):
+        fd.batch_rows(row_chunks, 2)
+    assert [b.tolist() for b in fd.batch_rows([np.int64(2), 1], 2)] == [[0], [1, 2]]  # numpy integers are counts
+
+
 # ----------------------------------------------------------------------------- sync mode
 
 

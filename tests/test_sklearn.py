@@ -350,3 +350,23 @@ def test_import_fastbp_does_not_import_sklearn():
     code = "import sys, fastbp; assert 'sklearn' not in sys.modules, 'sklearn imported'; print('ok')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+@pytest.mark.parametrize("fitted", [False, True])
+def test_a_refused_fit_or_partial_fit_leaves_the_estimator_as_it_was(fitted):
+    """A first partial_fit with an invalid parameter once set classes_ before it refused."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, 20)
+    est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+    if fitted:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+    before = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(est).items()}
+    coefs = [c.copy() for c in getattr(est, "coefs_", [])]
+    est.set_params(max_iter=-1)
+    for call in (lambda: est.partial_fit(X, y, classes=[0, 1]), lambda: est.fit(X, y)):
+        with pytest.raises(ValueError, match="max_iter"):
+            call()
+        assert set(vars(est)) == set(before)
+        assert all(np.array_equal(a, b) for a, b in zip(getattr(est, "coefs_", []), coefs))

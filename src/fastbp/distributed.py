@@ -135,6 +135,11 @@ def batch_rows(row_chunks, batch_size, epoch=0, shuffle=False, seed=None):
         K int64 arrays of global row indices; ``net.step(X[rows], D[rows], lr)``
         for each in turn is what one sync-mode epoch computes.
     """
+    if isinstance(row_chunks, (str, bytes)) or not hasattr(row_chunks, "__iter__"):
+        raise TypeError(f"row_chunks must be a sequence of row counts (integers >= 0), got {row_chunks!r}")
+    row_chunks = list(row_chunks)
+    if not all(isinstance(c, numbers.Integral) and not isinstance(c, (bool, np.bool_)) for c in row_chunks):
+        raise TypeError(f"row_chunks must be row counts (integers >= 0), got {row_chunks}")
     row_chunks = [int(c) for c in row_chunks]
     if any(c < 0 for c in row_chunks):
         raise ValueError(f"row_chunks must be row counts >= 0, got {row_chunks}")

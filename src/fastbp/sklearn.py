@@ -38,6 +38,7 @@ Differences from scikit-learn's estimators (see also the README):
   in scikit-learn.
 """
 
+import contextlib
 import numbers
 import warnings
 
@@ -254,7 +255,23 @@ class _BaseMLP(BaseEstimator):
             return SGD(lr=self.learning_rate_init, momentum=momentum, nesterov=self.nesterovs_momentum and momentum > 0)
         return Adam(lr=self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2, eps=self.epsilon)
 
+    @contextlib.contextmanager
+    def _unchanged_on_error(self):
+        """On an error, put back every attribute as it was (a refused fit leaves the estimator as it was;
+        arrays changed in place by training, as on a DivergenceError, are the network's business)."""
+        before = dict(vars(self))
+        try:
+            yield
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+
     def _fit(self, X, y, incremental):
+        with self._unchanged_on_error():
+            return self._fit_unchecked(X, y, incremental)
+
+    def _fit_unchecked(self, X, y, incremental):
         hidden = self._check_params()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -640,6 +657,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         self
         """
+        with self._unchanged_on_error():
+            return self._partial_fit(X, y, classes)
+
+    def _partial_fit(self, X, y, classes):
         if getattr(self, "classes_", None) is None:
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
