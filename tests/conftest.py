@@ -98,16 +98,14 @@ def networks(draw, max_layers=5, max_width=64, max_batch=128, budget=40_000, dty
     return sizes, activations, weights, biases, X, D, np.dtype(dtype)
 
 
-FUZZ_COUNTS = {"accepted": 0, "refused": 0}
+FUZZ_TABLES = []  # (title, table) of the fuzz suite's runs, printed at the end
 
 
 def pytest_terminal_summary(terminalreporter):
-    total = FUZZ_COUNTS["accepted"] + FUZZ_COUNTS["refused"]
-    if total:
-        terminalreporter.write_line(
-            f"fuzz: {total} examples ran: {FUZZ_COUNTS['accepted']} accepted and checked, "
-            f"{FUZZ_COUNTS['refused']} refused with a documented error"
-        )
+    for title, text in FUZZ_TABLES:
+        terminalreporter.write_line(title)
+        for line in text.splitlines():
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
