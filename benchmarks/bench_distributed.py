@@ -22,7 +22,8 @@ class SweepThroughput:
         self.run = setup_sweep(self.client, SWEEP_SEEDS)  # compiles on the workers
 
     def teardown(self, n_workers):
-        stop_cluster(self.cluster, self.client)
+        if hasattr(self, "cluster"):  # setup skipped (no dask) or failed before the cluster started
+            stop_cluster(self.cluster, self.client)
 
     def time_sweep(self, n_workers):
         self.run()
@@ -46,7 +47,8 @@ class SyncStep:
         self.measure = setup_sync(self.client)
 
     def teardown(self):
-        stop_cluster(self.cluster, self.client)
+        if hasattr(self, "cluster"):
+            stop_cluster(self.cluster, self.client)
 
     def track_step_ms(self):
         return 1e3 * self.measure()["cluster"]
