@@ -175,3 +175,14 @@ def test_digits_without_sklearn_says_what_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     assert main(["digits"]) == 3
     assert 'pip install "fastbp[sklearn]"' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("number", ["1", "2"])
+def test_the_example_in_each_exercises_help_runs(number, capsys):
+    """exercise 2 --help once showed exercise 1's example (--w1 with two numbers), which exercise 2 refuses."""
+    with pytest.raises(SystemExit):
+        main(["exercise", number, "--help"])
+    line = next(line for line in capsys.readouterr().out.splitlines() if "Negative values work as they are" in line)
+    example = line.split("fastbp ", 1)[1].split()
+    assert example[:2] == ["exercise", number]
+    assert main(example) == 0

@@ -217,13 +217,14 @@ def _add_exercise_parsers(sub):
     for number, spec in tutorial.EXERCISES.items():
         dflt = spec.defaults
         short, long = about[number]
+        example = "--w1 0.5 -0.3" if spec.n_in == 1 else "--w1 0.5 -0.3 0.2 -0.1"
         p = numbers.add_parser(
             number,
             help=short,
             description=long,
             epilog=(
                 "w_ij^(l) is the weight from unit i of layer l-1 to unit j of layer l (layer 0: the input).\n"
-                "Negative values work as they are: --w1 0.5 -0.3.\n\n" + EXIT_CODES
+                f"Negative values work as they are: fastbp exercise {number} {example}\n\n" + EXIT_CODES
             ),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -389,6 +390,7 @@ def _plot_activations(args):
     from . import plots
 
     plots.require_matplotlib("fastbp plot activations")
+    print(f"Drawing Figure 1 into {args.output} ...", flush=True)  # matplotlib takes a few seconds to start
     fig = plots.activations_figure()
     print(_saved(args.output, plots.save(fig, args.output, dpi=args.dpi)))
     print("Figure 1 of the tutorial: sigmoid, tanh and ReLU (top row) and their derivatives (bottom row);")
@@ -598,6 +600,7 @@ def _gradcheck(args):
     print("  backprop:  one forward and one backward pass (net.gradients)")
     print("Times are medians of repeated runs after a first call that compiles.")
     print()
+    print("Compiling and timing (each network takes a few seconds) ...", flush=True)
     rows = experiments.gradcheck(args.max_n, args.batch, args.seed, eps=eps, progress=_progress)
     print(f"{'N':>8} {'h':>4} {'numerical':>11} {'backprop':>10} {'ratio':>8} {'ratio/N':>8} {'max |difference|':>17}")
     for row in rows:
