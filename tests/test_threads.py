@@ -153,7 +153,9 @@ def test_evaluate_wakes_no_blas_thread():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", _WAKE_PROBE], capture_output=True, text=True, timeout=300)
+    # dask's LocalCluster (earlier tests) sets OPENBLAS_NUM_THREADS=1 and the like in this process's environment
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", _WAKE_PROBE], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
     woken_by_evaluate, woken_by_control = (int(v) for v in out.stdout.split())
     if woken_by_control == 0:
