@@ -140,6 +140,8 @@ def test_installed_console_script():
         ["plot", "activations", "-o", "figure"],  # no extension: matplotlib would write figure.png
         ["xor", "--plot", "loss.txt"],
         ["gradcheck", "--plot", "ratio"],
+        ["plot", "xor-boundary", "--dpi", "3"],  # matplotlib's fonts fail below 10 (a RuntimeError once)
+        ["plot", "activations", "--dpi", "100000"],
     ],
 )
 def test_bad_command_lines_exit_2_with_a_message(argv, capsys):

@@ -92,6 +92,13 @@ def _seed(text):
 FIGURE_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp")
 
 
+def _dpi(text):
+    value = _positive_int(text)
+    if not 10 <= value <= 1000:  # below 10 matplotlib's fonts fail; above 1000 a figure takes gigabytes
+        raise argparse.ArgumentTypeError(f"must be between 10 and 1000 pixels per inch, got {text!r}")
+    return value
+
+
 def _figure_path(text):
     extension = os.path.splitext(text)[1].lower().lstrip(".")
     if extension not in FIGURE_FORMATS:
@@ -451,7 +458,7 @@ def _add_plot_parsers(sub):
         metavar="PATH",
         help="image file to write; .png, .svg, .pdf ... (default activations.png)",
     )
-    p.add_argument("--dpi", type=_positive_int, default=100, help="pixels per inch (default 100: 900 x 560 pixels)")
+    p.add_argument("--dpi", type=_dpi, default=100, help="pixels per inch, 10-1000 (default 100: 900 x 560 pixels)")
     p.set_defaults(func=_plot_activations)
     p = figures.add_parser(
         "xor-boundary",
@@ -474,7 +481,7 @@ def _add_plot_parsers(sub):
     p.add_argument("--epochs", type=_positive_int, default=5000, help="training epochs of the network (default 5000)")
     p.add_argument("--lr", type=_positive_float, default=2.0, help="learning rate eta (default 2.0)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the network's initial weights (default 0)")
-    p.add_argument("--dpi", type=_positive_int, default=100, help="pixels per inch (default 100: 900 x 440 pixels)")
+    p.add_argument("--dpi", type=_dpi, default=100, help="pixels per inch, 10-1000 (default 100: 900 x 440 pixels)")
     p.set_defaults(func=_plot_xor_boundary)
 
 
