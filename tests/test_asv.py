@@ -25,6 +25,7 @@ def test_asv_run_then_publish_gives_a_dashboard_with_a_result(tmp_path):
     conf.update(
         repo=str(ROOT), benchmark_dir=str(ROOT / "benchmarks"), env_dir=str(tmp_path / "env"),
         results_dir=str(tmp_path / "results"), html_dir=str(tmp_path / "html"),
+        branches=["HEAD"],  # whatever is checked out: a clone of another branch, or a detached commit
     )  # fmt: skip
     config = tmp_path / "asv.conf.json"
     config.write_text(json.dumps(conf))
