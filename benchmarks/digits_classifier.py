@@ -31,7 +31,8 @@ def setup(impl, epochs=EPOCHS, dtype="float64"):
         raise NotImplementedError("scikit-learn is not installed") from exc
     import numpy as np
 
-    from fastbp import Adam, Network, digits
+    from fastbp import Adam, Network
+    from fastbp.tutorial import digits
 
     X_train, X_test, y_train, y_test = digits.load_split()
     X_train, X_test = X_train.astype(dtype), X_test.astype(dtype)

@@ -97,7 +97,7 @@ def _changed(value, change):
 
 @group("load", 10, load_case)
 def run_load(case):
-    from fastbp.persistence import _checksum
+    from fastbp.nn.persistence import _checksum
 
     original = saved_file(case["dtype"], case["optimizer"])
     path = _WORKDIR / "case.npz"
@@ -474,7 +474,7 @@ def _tame(argv):
 
 @group("fastbp command", 10, cli_case)
 def run_cli(case):
-    from fastbp import cli
+    from fastbp.tutorial import cli
 
     argv = _tame(case["argv"])
     out, err = io.StringIO(), io.StringIO()

@@ -24,9 +24,11 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     from numba.core.runtime import rtsys
     import fastbp
-    from fastbp import _engine
-    import fastbp.network as network_module
-    import fastbp._validation as validation_module
+    from fastbp.engine import serial as _engine
+    from fastbp.engine import threaded as _parallel
+    import fastbp.nn.network as network_module
+    import fastbp.nn.training as training_module
+    import fastbp.nn.validation as validation_module
 
     def allocations():
         stats = rtsys.get_allocation_stats()
@@ -55,6 +57,7 @@ SCRIPT = textwrap.dedent(
         return wrapper
 
     network_module._engine = Recording(_engine)
+    training_module._engine = Recording(_engine)  # fit's run (the network's other compiled calls: above)
     network_module.all_finite_flat = recording(network_module.all_finite_flat)
     validation_module.all_finite_flat = recording(validation_module.all_finite_flat)
 
@@ -99,10 +102,10 @@ SCRIPT = textwrap.dedent(
             long, _ = allocated_by(lambda: net.fit(X, D, epochs=50, lr=0.01, batch_size=8))
             print(label, "fit allocations, 2 epochs:", short, "50 epochs:", long)
             assert short == long
-    # fit on two threads (fastbp._parallel): its compiled calls are not recorded above, so check that
+    # fit on two threads (fastbp.engine.threaded): its compiled calls are not recorded above, so check that
     # 50 epochs allocate what 2 do, and that all of it is freed
     fastbp.set_num_threads(2)
-    fastbp._parallel.CONTENDED_WAIT_SHARE = float("inf")  # this test checks the threaded path, even on a busy machine
+    _parallel.CONTENDED_WAIT_SHARE = float("inf")  # this test checks the threaded path, even on a busy machine
     for dtype in (np.float64, np.float32):
         net = fastbp.Network([64, 64, 10], ["tanh", "sigmoid"], dtype=dtype, seed=0)
         X = rng.normal(size=(100, 64)).astype(dtype)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fastbp.cli import EXIT_MISSING_PACKAGE, main
+from fastbp.tutorial.cli import EXIT_MISSING_PACKAGE, main
 
 SUBCOMMANDS = [
     [],

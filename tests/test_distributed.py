@@ -19,6 +19,9 @@ from distributed import Client, LocalCluster
 
 import fastbp
 from fastbp import distributed as fd
+from fastbp.integrations.dask import batching as dask_batching
+from fastbp.integrations.dask import driver as dask_driver
+from fastbp.integrations.dask import worker as dask_worker
 
 XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 XOR_D = np.array([[0.0], [1.0], [1.0], [0.0]])
@@ -143,7 +146,7 @@ def test_sync_steps_go_to_the_shards_actors_not_through_tasks(client, monkeypatc
     names = {task["key"][0] if isinstance(task["key"], tuple) else task["key"] for task in stream.data}
     assert any("_ShardActor" in str(name) for name in names)
     assert not any("fastbp-sync" in str(name) for name in names)
-    monkeypatch.setattr(fd, "_start_actors", lambda client, shards: (None, []))
+    monkeypatch.setattr(dask_driver, "_start_actors", lambda client, shards: (None, []))
     with get_task_stream(client) as stream:
         fd.fit_data_parallel(via_tasks := net.copy(), X, D, client=client, epochs=2, lr=0.1, batch_size=16, seed=5)
     assert sum("fastbp-sync" in str(task["key"]) for task in stream.data) == 2 * 5 * 2  # epochs x steps x shards
@@ -183,10 +186,10 @@ def test_sync_divergence_raises_and_leaves_net_unchanged(client):
 
 def test_a_worker_reuses_one_network_per_architecture(client):
     net = fastbp.Network([3, 8, 2], ["tanh", "identity"], seed=0)
-    spec, theta = fd._spec(net), net.flat_parameters
+    spec, theta = dask_driver._spec(net), net.flat_parameters
     worker = sorted(client.nthreads())[0]
     ids = [
-        client.submit(lambda: id(fd._worker_network(spec, theta)), workers=[worker], pure=False).result()
+        client.submit(lambda: id(dask_worker._worker_network(spec, theta)), workers=[worker], pure=False).result()
         for _ in range(2)
     ]
     assert ids[0] == ids[1]
@@ -217,7 +220,7 @@ def test_average_converges_on_xor(client):
 
 def test_average_converges_on_digits(client):
     pytest.importorskip("sklearn")
-    from fastbp import digits
+    from fastbp.tutorial import digits
 
     X_train, X_test, y_train, y_test = digits.load_split()
     net = fastbp.Network([64, 32, 10], ["relu", "softmax"], loss="cross_entropy", seed=0)
@@ -382,7 +385,14 @@ def single_machine_average(net, X, D, row_chunks, epochs, lr, batch_size, seed):
         for s, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:])):
             local = net.copy()
             local.flat_parameters[...] = theta
-            local.fit(X[lo:hi], D[lo:hi], epochs=1, lr=lr, batch_size=batch_size, seed=fd._local_seed(seed, epoch, s))
+            local.fit(
+                X[lo:hi],
+                D[lo:hi],
+                epochs=1,
+                lr=lr,
+                batch_size=batch_size,
+                seed=dask_batching._local_seed(seed, epoch, s),
+            )
             total += (hi - lo) * local.flat_parameters
         theta = total / offsets[-1]
     return theta

@@ -32,7 +32,7 @@ def test_dense_forward(shape, dtype, rng):
 def test_dense_forward_in_row_blocks_equals_one_product(n, rng):
     """Products between BLAS_ONE_THREAD_MAX and BLAS_CHUNKED_MAX multiply-adds go to BLAS in row blocks
     (96 rows of 64 x 128 is one block, 360 is three and a part); the result is that of one product."""
-    from fastbp._config import BLAS_CHUNKED_MAX, BLAS_ONE_THREAD_MAX
+    from fastbp.config import BLAS_CHUNKED_MAX, BLAS_ONE_THREAD_MAX
 
     k, m = 64, 128
     assert (n * k * m <= BLAS_ONE_THREAD_MAX) == (n == 96)

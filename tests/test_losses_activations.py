@@ -159,3 +159,13 @@ def test_cross_entropy_of_softmax_equals_cross_entropy_from_z(dtype):
         want = reference.loss("cross_entropy", reference.softmax(zs), ds, zs)
         one = kernels.cross_entropy_of_softmax(z[s : s + 1], y[s : s + 1], d[s : s + 1])
         assert one == pytest.approx(want, rel=1e-12 if dtype == np.float64 else 1e-5)
+
+
+def test_the_activation_table_has_one_row_per_kernel_code():
+    from fastbp import kernels
+    from fastbp.nn.activations import ACTIVATIONS, init_bound
+
+    assert {name: row.code for name, row in ACTIVATIONS.items()} == kernels.ACTIVATION_CODES
+    for name, row in ACTIVATIONS.items():
+        expected = (6.0 / 3) ** 0.5 if row.init == "he" else (6.0 / 7) ** 0.5
+        assert init_bound(name, 3, 4) == expected

@@ -164,7 +164,7 @@ def test_unreadable_compression_or_encryption_is_a_value_error(tmp_path, method,
 
 def _resealed(tmp_path, path, **changes):
     """A copy of the saved network at ``path`` with some arrays replaced and a checksum that matches."""
-    from fastbp.persistence import _checksum
+    from fastbp.nn.persistence import _checksum
 
     with np.load(path, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}

@@ -15,7 +15,8 @@ import sys
 import pytest
 
 from fastbp import reference, tutorial
-from fastbp.cli import EXIT_MISMATCH, _write, main
+from fastbp.tutorial.cli import EXIT_MISMATCH, main
+from fastbp.tutorial.cli_common import _write
 
 CUSTOM = {
     "1": [

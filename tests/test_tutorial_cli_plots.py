@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from fastbp import experiments
-from fastbp.cli import EXIT_MISSING_PACKAGE, main
+from fastbp.tutorial import experiments
+from fastbp.tutorial.cli import EXIT_MISSING_PACKAGE, main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

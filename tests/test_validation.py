@@ -138,7 +138,7 @@ def test_from_weights_errors():
 
 def test_check_finite_takes_every_real_dtype_and_layout():
     """The compiled check runs on float32/float64 (any layout); integers, booleans and float16 go another way."""
-    from fastbp._validation import check_finite
+    from fastbp.nn.validation import check_finite
 
     for ok in (np.arange(6).reshape(2, 3), np.ones((2, 3), np.float16), np.ones((3, 2)).T, np.array([True, False])):
         check_finite(ok, "X")

@@ -6,7 +6,7 @@ import numba
 import numpy as np
 import pytest
 
-from fastbp import _vecmath
+from fastbp.kernels import _vecmath
 
 
 @numba.njit

@@ -6,15 +6,25 @@
 
 Importing fastbp compiles nothing; each kernel is compiled (or loaded from
 numba's on-disk cache) on its first call.
+
+The package in layers, each importing only the ones below it: ``kernels`` (the numba kernels), ``engine``
+(whole-network compiled passes), ``nn`` (Network and what it uses), ``integrations`` (scikit-learn, Dask:
+``fastbp.sklearn`` and ``fastbp.distributed``) and ``tutorial`` (the reference, the exercises, the command).
 """
 
-from . import errors, kernels, reference
-from ._parallel import get_num_threads, set_num_threads
-from .network import Gradients, History, Network, Trace
-from .numerical import numerical_gradient
-from .optimizers import SGD, Adam, AdamW
-from .persistence import load
-from .schedules import ExponentialDecay, StepDecay
+import sys
+
+from . import errors, kernels
+from .engine.threaded import get_num_threads, set_num_threads
+from .nn.history import History, Trace
+from .nn.layout import Gradients
+from .nn.network import Network, load
+from .nn.optimizers import SGD, Adam, AdamW
+from .nn.schedules import ExponentialDecay, StepDecay
+from .tutorial import reference
+from .tutorial.numerical import numerical_gradient
+
+sys.modules[__name__ + ".reference"] = reference  # `import fastbp.reference`, as before the tutorial/ folder
 
 __version__ = "0.1.0"
 

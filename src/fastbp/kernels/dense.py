@@ -1,0 +1,116 @@
+"""The dense layer: z_j = sum_i w_ij y_i + b_j (``dense_forward``), the gradients
+dE/dw_ij = delta_j y_i and dE/db_j = delta_j over a batch (``weight_gradient``, ``bias_gradient``), and the
+gradient-descent update w <- w - eta dE/dw.
+"""
+
+import numpy as np
+
+from fastbp.config import BLAS_CHUNKED_MAX, BLAS_MIN_MULTIPLY_ADDS, BLAS_ONE_THREAD_MAX, jit
+
+
+@jit
+def dense_forward(y_prev, W, b, z):
+    """z = y_prev @ W + b, i.e. z_j = sum_i w_ij y_i + b_j for every sample.
+
+    Parameters
+    ----------
+    y_prev : ndarray (n_samples, n_below)
+    W : ndarray (n_below, n_above)
+    b : ndarray (n_above,)
+    z : ndarray (n_samples, n_above), written in place; must not alias the inputs.
+
+    Notes
+    -----
+    A product of up to BLAS_CHUNKED_MAX multiply-adds goes to BLAS in blocks
+    of rows small enough for one BLAS thread (see ``fastbp.config``).
+    """
+    n, n_below = y_prev.shape
+    n_above = W.shape[1]
+    per_row = n_below * n_above
+    if n * per_row >= BLAS_MIN_MULTIPLY_ADDS:
+        if BLAS_ONE_THREAD_MAX < n * per_row <= BLAS_CHUNKED_MAX and per_row <= BLAS_ONE_THREAD_MAX:
+            rows = BLAS_ONE_THREAD_MAX // per_row
+            for r0 in range(0, n, rows):
+                r1 = min(n, r0 + rows)
+                np.dot(y_prev[r0:r1], W, z[r0:r1])
+        else:
+            np.dot(y_prev, W, z)
+        for s in range(n):
+            for j in range(n_above):
+                z[s, j] += b[j]
+        return
+    for s in range(n):
+        for j in range(n_above):
+            z[s, j] = b[j]
+        for i in range(n_below):
+            y_i = y_prev[s, i]
+            for j in range(n_above):
+                z[s, j] += W[i, j] * y_i
+
+
+@jit
+def weight_gradient(y_prev, delta, scale, grad_W):
+    """grad_W[i, j] = scale * sum_s y_i^(l-1) delta_j^l over the samples s (dE/dw_ij = delta_j y_i).
+
+    Parameters
+    ----------
+    y_prev : ndarray (n_samples, n_below)
+    delta : ndarray (n_samples, n_above)
+    scale : float
+        1 / n_samples gives the gradient of the mean loss.
+    grad_W : ndarray (n_below, n_above), written in place (overwritten).
+    """
+    n, n_below = y_prev.shape
+    n_above = delta.shape[1]
+    if n * n_below * n_above >= BLAS_MIN_MULTIPLY_ADDS:
+        np.dot(y_prev.T, delta, grad_W)
+    else:
+        for i in range(n_below):
+            for j in range(n_above):
+                grad_W[i, j] = 0.0
+        for s in range(n):
+            for i in range(n_below):
+                y_i = y_prev[s, i]
+                for j in range(n_above):
+                    grad_W[i, j] += y_i * delta[s, j]
+    if scale != 1.0:
+        for i in range(n_below):
+            for j in range(n_above):
+                grad_W[i, j] *= scale
+
+
+@jit
+def bias_gradient(delta, scale, grad_b):
+    """grad_b[j] = scale * sum_s delta_j over the samples (dE/db_j = delta_j).
+
+    Parameters
+    ----------
+    delta : ndarray (n_samples, n_above)
+    scale : float
+    grad_b : ndarray (n_above,), written in place (overwritten).
+    """
+    n, m = delta.shape
+    for j in range(m):
+        grad_b[j] = 0.0
+    for s in range(n):
+        for j in range(m):
+            grad_b[j] += delta[s, j]
+    if scale != 1.0:
+        for j in range(m):
+            grad_b[j] *= scale
+
+
+@jit
+def gradient_descent_update(params, grad, lr):
+    """params <- params - lr * grad, in place (w <- w - eta dE/dw).
+
+    Parameters
+    ----------
+    params : ndarray (n,)
+        A flat parameter vector, e.g. ``net.flat_parameters`` or ``W.reshape(-1)``.
+    grad : ndarray (n,)
+    lr : float
+        The learning rate eta.
+    """
+    for k in range(params.shape[0]):
+        params[k] -= lr * grad[k]

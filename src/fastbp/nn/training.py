@@ -1,0 +1,270 @@
+"""One ``fit`` run: its buffers and state, run in one compiled call or epoch by epoch, on one
+thread (``fastbp.engine.serial``, or the code generated for small networks) or on several
+(``fastbp.engine.threaded``).
+"""
+
+import functools
+
+import numpy as np
+
+from fastbp.engine import serial as _engine
+from fastbp.engine import threaded as _parallel
+from fastbp.engine import threaded_pass
+from fastbp.errors import DivergenceError
+from fastbp.kernels import _sync
+from fastbp.nn.history import History
+from fastbp.nn.validation import check_finite
+
+
+def _seed_bits(seed):
+    """The 63 random bits that start fit's shuffling generator, from ``seed`` as numpy's default_rng takes it."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return _seed_bits_of_int(int(seed))
+    return np.random.default_rng(seed).integers(0, 2**63 - 1, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=256)
+def _seed_bits_of_int(seed):
+    # default_rng costs ~8 us a call, as much as a small network's epoch; the bits of an int seed never change
+    return np.random.default_rng(seed).integers(0, 2**63 - 1, dtype=np.int64)
+
+
+class _FitRun:
+    """The buffers and state of one ``fit`` call, so that it can run in one compiled call or epoch by epoch."""
+
+    def __init__(self, net, X, D, epoch_lrs, batch_size, shuffle, seed, opt, frozen):
+        self.net, self.X, self.D = net, X, D
+        self.n = X.shape[0]
+        self.epoch_lrs = epoch_lrs
+        # the compiled update multiplies lr (in the network's dtype, as step does) by the gradient
+        self.epoch_lrs_dtype = epoch_lrs.astype(net.dtype)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.opt = opt
+        self.frozen = frozen
+        seed_bits = _seed_bits(seed) if shuffle else 0
+        self.rng_state = np.array([seed_bits], dtype=np.uint64)
+        self.order = np.arange(self.n, dtype=np.int64)
+        epochs = self.n_epochs = len(epoch_lrs)
+        self.losses = np.zeros(epochs)
+        self.correct = np.zeros(epochs, dtype=np.int64)
+        self.step_count = np.array([opt.step_count], dtype=np.int64)
+        self.backup_valid = np.zeros(1, dtype=np.int64)
+        self.inputs_checked = False
+        self.small = None
+        if getattr(opt, "is_plain", lambda: False)():
+            self.small = net._small_module()
+        if self.small is not None:
+            # the generated code takes one flag per layer (1: frozen), from the first parameter of each
+            w_offsets = net._layout.w_offsets
+            self.frozen_layers = np.array([frozen[w] if frozen.size else 0 for w in w_offsets], dtype=np.uint8)
+        self.shared = None
+        if self.small is not None:
+            self.backup = net._backup
+        else:
+            self.backup = np.empty(net.n_params + opt.state1.shape[0] + opt.state2.shape[0], dtype=net.dtype)
+            self.hyper = opt.hyper()
+            self.ws = net._work(batch_size)
+            bounds = _parallel.thread_bounds(net._layout, batch_size)
+            if bounds is not None:
+                self.shared = _SharedRun.for_run(net, opt, frozen, batch_size, bounds)
+
+    def check_inputs(self):
+        """ValueError naming the first NaN or infinite entry of X or D."""
+        check_finite(self.X, "X")
+        check_finite(self.D, "D")
+
+    def epochs(self, start, stop):
+        """Train epochs start..stop-1 (indices into this run's arrays); DivergenceError on a non-finite loss.
+
+        The first call checks that X and D are finite (ValueError, with nothing changed, if not): on
+        the threaded path inside the compiled run, while the helper threads start, else here."""
+        net = self.net
+        lrs = self.epoch_lrs_dtype[start:stop]
+        losses = self.losses[start:stop]
+        check = not self.inputs_checked
+        self.inputs_checked = True
+        if check and self.shared is None:
+            self.check_inputs()
+        if self.small is not None:
+            status = self.small.fit_epochs(
+                net._theta, self.X, self.D, lrs, self.batch_size, self.shuffle, self.rng_state,
+                self.backup, self.backup_valid, self.order, losses, self.frozen_layers,
+            )  # fmt: skip
+            self.opt.step_count += (stop - start) * -(-self.n // self.batch_size) if status < 0 else 0
+        elif self.shared is not None and self.shared.epochs(
+            self, lrs, losses, self.correct[start:stop], last=stop == self.n_epochs, check_inputs=check
+        ):
+            status = self.shared.status
+            self.opt.step_count = int(self.step_count[0])
+        else:
+            if check and self.shared is not None:  # the threads were busy: the run goes on here
+                self.check_inputs()
+            ws = self.ws
+            status = _engine.fit_epochs(
+                net._theta, net._layout.packed, self.X, self.D, lrs, self.batch_size, self.shuffle, self.rng_state,
+                self.opt.code, self.hyper, self.opt.state1, self.opt.state2, self.step_count, self.frozen,
+                ws.work, net._grad, self.backup, self.backup_valid, ws.x_batch, ws.d_batch,
+                self.order, losses, self.correct[start:stop],
+            )  # fmt: skip
+            self.opt.step_count = int(self.step_count[0])
+        if status >= 0:
+            n_batches = -(-self.n // self.batch_size)
+            epoch, batch = divmod(int(status), n_batches)
+            epoch += start
+            raise DivergenceError(epoch, batch, self.history(epoch, net._loss != "squared_error"))
+
+    def history(self, epochs, classify):
+        return History(
+            self.losses[:epochs].copy(),
+            accuracy=self.correct[:epochs] / self.n if classify else None,
+            lr=self.epoch_lrs[:epochs].copy(),
+        )
+
+
+class _SharedRun:
+    """The packed buffers of fit runs on several threads (see ``fastbp.engine.threaded``), kept by the network
+    for the next run with the same batch size and kind of optimizer state."""
+
+    def __init__(self, net, batch_size, bounds, has_state1, has_state2, has_frozen):
+        layout = net._layout
+        n_threads = len(bounds) - 1
+        n_in, h, n_out = (int(s) for s in layout.sizes)
+        self.key = (batch_size, tuple(bounds), has_state1, has_state2, has_frozen)
+        self.bounds = bounds
+        self.offsets = threaded_pass.block_offsets(layout.sizes, bounds)
+        size = int(self.offsets[-1])
+        dtype = net.dtype
+        self.params = np.zeros(size, dtype=dtype)
+        self.grad = np.zeros(size, dtype=dtype)
+        self.state1 = np.zeros(size if has_state1 else 0, dtype=dtype)
+        self.state2 = np.zeros(size if has_state2 else 0, dtype=dtype)
+        self.backup = np.zeros(size + self.state1.shape[0] + self.state2.shape[0], dtype=dtype)
+        self.frozen = np.zeros(size if has_frozen else 0, dtype=np.bool_)
+        widest = max(int(bounds[t + 1] - bounds[t]) for t in range(n_threads))
+        per_thread = batch_size * (n_in + 4 * n_out + 3 * widest) + n_out * widest + 8
+        self.scratch = np.zeros((n_threads, per_thread), dtype=dtype)
+        self.shares = np.zeros((2, n_threads, batch_size * n_out + 8), dtype=dtype)
+        self.sync = np.zeros(_sync.SYNC_LENGTH, dtype=np.int64)
+        # each thread's own generator state, step count and backup flag, a cache line apart: the
+        # threads write theirs every step, and on one line they would take it from each other each time
+        self.rng = np.zeros((n_threads, 8), dtype=np.uint64)
+        self.orders = np.zeros((n_threads, 0), dtype=np.int64)
+        self.counts = np.zeros((n_threads, 8), dtype=np.int64)
+        self.valid = np.zeros((n_threads, 8), dtype=np.int64)
+        self.status = -1
+
+    @classmethod
+    def for_run(cls, net, opt, frozen, batch_size, bounds):
+        key = (batch_size, tuple(bounds), opt.state1.shape[0] > 0, opt.state2.shape[0] > 0, frozen.shape[0] > 0)
+        cached = net._shared_run
+        if cached is None or cached.key != key:
+            cached = net._shared_run = cls(net, *key[:1], bounds, *key[2:])
+        return cached
+
+    def epochs(self, run, lrs, losses, correct, last, check_inputs):
+        """Train run's epochs on the helper threads; False (nothing done) if another run has them.
+        ``last``: no epochs of the run follow (the divergence backup then need not be unpacked).
+        ``check_inputs``: check first that X and D are finite (ValueError, and nothing changed, if not)."""
+        n_threads = len(self.bounds) - 1
+        helpers = _parallel.acquire_helpers(n_threads - 1)
+        if helpers is None:
+            return False
+        net, opt = run.net, run.opt
+        layout = net._layout.packed
+        try:
+            if self.frozen.shape[0]:
+                threaded_pass.pack(run.frozen, layout, self.bounds, self.offsets, self.frozen)
+            if self.orders.shape[1] != run.n + 8:
+                self.orders = np.empty((n_threads, run.n + 8), dtype=np.int64)  # rows padded, as above
+            self.orders[:, : run.n] = run.order
+            self.rng[:] = run.rng_state[0]
+            self.counts[:] = run.step_count[0]
+            self.valid[:] = run.backup_valid[0]
+
+            def args_of(t):
+                return (
+                    t, self.sync, self.bounds, self.offsets, layout, run.X, run.D, lrs, run.batch_size, run.shuffle,
+                    self.rng[t], self.orders[t, : run.n], opt.code, run.hyper, self.counts[t], self.frozen, self.params,
+                    self.state1, self.state2, self.grad, self.backup, self.valid[t], self.scratch[t], self.shares,
+                    losses, correct, net._theta, opt.state1, opt.state2, run.backup, pack_backup, not last,
+                    check_inputs, helpers.control,
+                )  # fmt: skip
+
+            pack_backup = bool(run.backup_valid[0])
+            bad = _sync.INPUTS_BAD
+            self.sync[bad : bad + 2] = 0  # no thread of this run has started yet
+            self.status = _parallel.run_shares(helpers, args_of)
+        finally:
+            helpers.lock.release()
+        if self.status == threaded_pass.BAD_INPUT:
+            run.check_inputs()
+            raise RuntimeError("the threads of fit found a NaN or an infinity in X or D that the check did not")
+        run.order[:] = self.orders[0, : run.n]
+        run.rng_state[0] = self.rng[0, 0]
+        run.step_count[0] = self.counts[0, 0]
+        run.backup_valid[0] = self.valid[0, 0]
+        return True
+
+
+def fit_per_epoch(net, run, epochs, classify, validation, patience, min_delta, callbacks):
+    """The epochs of ``run`` one compiled call at a time: validation loss, early stopping and callbacks
+    between them (``net``'s lock held, released around each callback); the History."""
+    val_loss, val_acc = [], []
+    best, best_epoch, best_theta, waited = np.inf, None, None, 0
+    for epoch in range(epochs):
+        run.epochs(epoch, epoch + 1)
+        logs = {"loss": float(run.losses[epoch]), "lr": float(run.epoch_lrs[epoch])}
+        if classify:
+            logs["accuracy"] = run.correct[epoch] / run.n
+        if validation is not None:
+            E_val, acc_val = net._evaluate(*validation)
+            val_loss.append(E_val)
+            logs["val_loss"] = E_val
+            if classify:
+                val_acc.append(acc_val)
+                logs["val_accuracy"] = acc_val
+        stop = False
+        if patience is not None:
+            monitored = logs["val_loss"] if validation is not None else logs["loss"]
+            if monitored < best - min_delta:
+                best, best_epoch, waited = monitored, epoch, 0
+                best_theta = net._theta.copy()
+            else:
+                waited += 1
+                stop = waited >= patience
+        for cb in callbacks:
+            net._lock.release()  # a callback may use the network
+            try:
+                stop = bool(cb(net, epoch, dict(logs))) or stop
+            finally:
+                net._lock.acquire()
+        if stop:
+            epochs = epoch + 1
+            break
+    if patience is not None and best_theta is not None:
+        net._theta[...] = best_theta
+    history = run.history(epochs, classify)
+    if validation is not None:
+        history.val_loss = np.asarray(val_loss)
+        history.val_accuracy = np.asarray(val_acc) if classify else None
+    history.best_epoch = best_epoch
+    return history
+
+
+def frozen_mask(net, trainable):
+    """bool (n_params,) marking the parameters of layers not trained; length 0 when all are trained."""
+    if trainable is None:
+        return np.zeros(0, dtype=np.bool_)
+    flags = list(trainable)
+    n_layers = len(net._activations)
+    if len(flags) != n_layers or not all(isinstance(f, (bool, np.bool_)) for f in flags):
+        raise ValueError(f"trainable must be {n_layers} booleans, one per non-input layer, got {trainable!r}")
+    if all(flags):
+        return np.zeros(0, dtype=np.bool_)
+    frozen = np.zeros(net.n_params, dtype=np.bool_)
+    for layer, flag in enumerate(flags):
+        if not flag:
+            start = int(net._layout.w_offsets[layer])
+            frozen[start : int(net._layout.b_offsets[layer]) + net._sizes[layer + 1]] = True
+    return frozen
