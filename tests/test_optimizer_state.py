@@ -157,3 +157,17 @@ def test_one_optimizer_for_two_networks_is_refused():
     with pytest.raises(ValueError, match="use a new optimizer"):
         other.fit(X, D, epochs=1, optimizer=opt)
     assert other.flat_parameters.tobytes() == before
+
+
+@pytest.mark.parametrize("sizes", [[3, 5, 2], [64, 64, 10]])  # one thread; two threads (the check is in the run)
+def test_a_fit_refused_for_non_finite_data_leaves_a_new_optimizer_without_state(sizes):
+    rng = np.random.default_rng(0)
+    net = fastbp.Network(sizes, ["tanh", "identity"], seed=0)
+    X, D = rng.normal(size=(128, sizes[0])), rng.normal(size=(128, sizes[-1]))
+    X[100, 1] = np.nan
+    opt = fastbp.Adam(lr=0.01)
+    before = net.flat_parameters.tobytes()
+    with pytest.raises(ValueError, match="X must be finite"):
+        net.fit(X, D, epochs=2, batch_size=32, optimizer=opt)
+    assert opt.state1 is None and opt.state2 is None and opt.step_count == 0
+    assert net.flat_parameters.tobytes() == before and net.optimizer is None

@@ -474,14 +474,20 @@ class Network:
                 raise TypeError(f"every callback must be callable, got {cb!r}")
 
         classify = self._loss != "squared_error"
+        unused = opt.state1 is None
         opt.bind(self.n_params, self._dtype)  # last: every argument is checked before the optimizer is touched
         run = _FitRun(self, X2, D2, epoch_lrs, batch_size, shuffle, seed, opt, frozen)
         with self._lock:
-            if validation_data is None and patience is None and not callbacks:
-                run.epochs(0, epochs)
-                history = run.history(epochs, classify)
-            else:
-                history = fit_per_epoch(self, run, epochs, classify, validation, patience, min_delta, callbacks)
+            try:
+                if validation_data is None and patience is None and not callbacks:
+                    run.epochs(0, epochs)
+                    history = run.history(epochs, classify)
+                else:
+                    history = fit_per_epoch(self, run, epochs, classify, validation, patience, min_delta, callbacks)
+            except ValueError:  # X or D not finite, found before the first step: nothing was trained
+                if unused and run.opt.step_count == 0:
+                    opt.reset()  # the optimizer has no state, as before the call
+                raise
         self.optimizer = opt
         return history
 
