@@ -320,8 +320,10 @@ def heatmap(results, dtypes, path):
             for j in range(len(BATCHES)):
                 if np.isfinite(grid[i, j]):
                     ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=9)
-        ax.set_xticks(range(len(BATCHES)), [f"batch {b}" for b in BATCHES])
+        ax.set_xticks(range(len(BATCHES)), [str(b) for b in BATCHES])
+        ax.set_xlabel("batch size")
         ax.set_yticks(range(len(rows)), [f"{d} x {w}" for d, w in rows])
+        ax.set_ylabel("hidden layers x width")
         ax.set_title(f"{dtype}: faster peer / fastbp")
     fig.colorbar(image, ax=axes[0].tolist(), label="log2 ratio (> 0: fastbp faster)", shrink=0.8)
     fig.savefig(path, dpi=100)
@@ -336,6 +338,7 @@ def main(argv=None):
     parser.add_argument("--cells", help="only these cells, e.g. 1x32x1,3x1024x256 (depth x width x batch)")
     parser.add_argument("--json", type=Path, help="write every measurement here")
     parser.add_argument("--figure", type=Path, help="draw the heatmap of the ratios here (needs matplotlib)")
+    parser.add_argument("--replot", type=Path, help="no measurement: print the tables and draw --figure from this JSON")
     args = parser.parse_args(argv)
     if args.child:
         tool, dtype, depth, width, batch, repeats = args.child
@@ -344,6 +347,14 @@ def main(argv=None):
     if args.cells:
         grid = [tuple(int(v) for v in c.split("x")) for c in args.cells.split(",")]
     dtypes = args.dtype or list(DTYPES)
+    if args.replot:
+        saved = json.loads(args.replot.read_text())
+        limits = (saved["limits"]["multiply_adds"], saved["limits"]["copy_bytes"])
+        for dtype in dtypes:
+            print(table(saved["results"], dtype, limits, grid) + "\n")
+        if args.figure:
+            heatmap(saved["results"], dtypes, args.figure)
+        return 0
     limits = machine_limits()
     print(
         f"machine: {limits[0]['float32'] / 1e9:.1f} G float32 and {limits[0]['float64'] / 1e9:.1f} G float64 "
