@@ -7,7 +7,6 @@ import io
 import json
 import math
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from hypothesis import strategies as st
 import fastbp
 from fastbp.errors import DivergenceError
 from fuzz_cases import arrays_for, classify, group, is_clear, net_snapshot
+from test_persistence import _rewrite_zip_headers
 
 # ---- load ---------------------------------------------------------------------------------------------------
 
@@ -110,7 +110,7 @@ def run_load(case):
         k = int(case["where"] * (len(data) - 1))
         path.write_bytes(data[:k] + bytes([data[k] ^ case["bits"]]) + data[k + 1 :])
     elif mutation == "zip header":
-        path.write_bytes(_zip_header_edit(original, case["method"], case["bits"]))
+        _rewrite_zip_headers(original, path, case["method"], case["bits"])
     elif mutation in ("reseal", "missing key", "extra key"):
         arrays = _arrays(original)
         if mutation == "reseal":
@@ -168,23 +168,6 @@ def run_load(case):
             raise ValueError(f"{type(exc).__name__}: {exc}") from exc
 
     return classify(call, lambda: None, check)
-
-
-def _zip_header_edit(src, method, bits):
-    data = bytearray(src.read_bytes())
-    with zipfile.ZipFile(src) as z:
-        offsets = [info.header_offset for info in z.infolist()]
-    start = 0
-    while (k := data.find(b"PK\x01\x02", start)) >= 0:
-        if method is not None:
-            data[k + 10 : k + 12] = method.to_bytes(2, "little")
-        data[k + 8] |= bits
-        start = k + 4
-    for k in offsets:
-        if method is not None:
-            data[k + 8 : k + 10] = method.to_bytes(2, "little")
-        data[k + 6] |= bits
-    return bytes(data)
 
 
 # ---- scikit-learn -------------------------------------------------------------------------------------------

@@ -485,7 +485,7 @@ class Network:
                 else:
                     history = fit_per_epoch(self, run, epochs, classify, validation, patience, min_delta, callbacks)
             except ValueError:  # X or D not finite, found before the first step: nothing was trained
-                if unused and run.opt.step_count == 0:
+                if unused and opt.step_count == 0:
                     opt.reset()  # the optimizer has no state, as before the call
                 raise
         self.optimizer = opt
