@@ -8,7 +8,7 @@ method's allocations with those of an empty compiled function called with the
 very same arguments (every compiled call a method makes, the finiteness checks
 of its validation included): any difference would be an allocation inside
 fastbp's kernels.  And ``fit`` must allocate the same for 2 epochs as for 50,
-on one thread and on two.
+on one thread and on two (both threaded engines).
 """
 
 import os
@@ -120,6 +120,23 @@ SCRIPT = textwrap.dedent(
             short, short_leak = allocated_by(lambda: (net.fit(X, D, epochs=2, **kwargs), time.sleep(0.1)))
             long, long_leak = allocated_by(lambda: (net.fit(X, D, epochs=50, **kwargs), time.sleep(0.1)))
             print("threaded", np.dtype(dtype).name, optimizer, "fit allocations, 2 epochs:", short, "50 epochs:", long)
+            assert short == long, (short, long)
+            assert short_leak == long_leak == 0, (short_leak, long_leak)
+    # the wide fit (fastbp.engine.wide): split by units (batch 8) and by samples (batch 64)
+    _parallel.MIN_SHARE_MULTIPLY_ADDS = float("inf")
+    for dtype in (np.float64, np.float32):
+        net = fastbp.Network([16, 400, 330, 4], ["relu", "tanh", "identity"], dtype=dtype, seed=0)
+        X = rng.normal(size=(128, 16)).astype(dtype)
+        D = rng.random(size=(128, 4)).astype(dtype)
+        for batch_size in (8, 64):
+            kwargs = dict(lr=1e-3, batch_size=batch_size, optimizer="adam")
+            for _ in range(2):
+                net.fit(X, D, epochs=2, **kwargs)
+                time.sleep(0.1)
+            assert net._wide_run is not None
+            short, short_leak = allocated_by(lambda: (net.fit(X, D, epochs=2, **kwargs), time.sleep(0.1)))
+            long, long_leak = allocated_by(lambda: (net.fit(X, D, epochs=20, **kwargs), time.sleep(0.1)))
+            print("wide", np.dtype(dtype).name, batch_size, "fit allocations, 2 epochs:", short, "20 epochs:", long)
             assert short == long, (short, long)
             assert short_leak == long_leak == 0, (short_leak, long_leak)
     print("OK")

@@ -39,7 +39,7 @@ COMPILED_SOURCES = (
     "config.py",
     *(f"kernels/{name}.py" for name in ("_jit_utils", "_vecmath", "_blas", "_sync")),
     *(f"kernels/{name}.py" for name in ("activations", "dense", "losses", "backprop", "optimizers")),
-    *(f"engine/{name}.py" for name in ("serial", "threaded", "threaded_pass", "codegen")),
+    *(f"engine/{name}.py" for name in ("serial", "threaded", "threaded_pass", "wide", "codegen")),
 )
 
 NJIT_OPTIONS = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=True)

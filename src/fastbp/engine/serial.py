@@ -128,18 +128,7 @@ def backward_pass(theta, layout, X, D, work, grad, step_lr):
     delta_out = layer_rows(delta_buf, capacity, sizes, unit_offsets, last, n)
     z_out = layer_rows(z_buf, capacity, sizes, unit_offsets, last, n)
     y_out = layer_rows(y_buf, capacity, sizes, unit_offsets, last, n)
-    if loss_code == CROSS_ENTROPY or codes[last] == SOFTMAX:
-        output_delta(loss_code, codes[last], z_out, y_out, D, delta_out, alphas[last])
-    else:
-        output_delta(
-            loss_code, codes[last], as_one_row(z_out), as_one_row(y_out), as_one_row(D), as_one_row(delta_out),
-            alphas[last],
-        )  # fmt: skip
-    if n > 1:
-        scale = 1.0 / n
-        delta_flat = as_one_row(delta_out)
-        for k in range(delta_flat.shape[1]):
-            delta_flat[0, k] *= scale
+    output_error_terms(layout, z_out, y_out, D, delta_out, n)
     for layer in range(last, -1, -1):
         delta = layer_rows(delta_buf, capacity, sizes, unit_offsets, layer, n)
         W = layer_weights(theta, sizes, w_offsets, layer)
@@ -166,6 +155,25 @@ def backward_pass(theta, layout, X, D, work, grad, step_lr):
         b = layer_biases(theta, sizes, b_offsets, layer)
         for j in range(n_above):
             b[j] -= step_lr * grad_b[j]
+
+
+@jit
+def output_error_terms(layout, z_out, y_out, D, delta_out, m):
+    """delta^L of rows of a batch of m samples, as the gradient of the batch's mean loss (scaled by 1 / m)."""
+    sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
+    last = codes.shape[0] - 1
+    if loss_code == CROSS_ENTROPY or codes[last] == SOFTMAX:
+        output_delta(loss_code, codes[last], z_out, y_out, D, delta_out, alphas[last])
+    else:
+        output_delta(
+            loss_code, codes[last], as_one_row(z_out), as_one_row(y_out), as_one_row(D), as_one_row(delta_out),
+            alphas[last],
+        )  # fmt: skip
+    if m > 1:
+        scale = 1.0 / m
+        delta_flat = as_one_row(delta_out)
+        for k in range(delta_flat.shape[1]):
+            delta_flat[0, k] *= scale
 
 
 @jit

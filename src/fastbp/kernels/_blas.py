@@ -1,11 +1,19 @@
-"""W += alpha * Y^T @ delta in one BLAS call (GEMM with beta = 1), from compiled code.
+"""GEMM with BLAS's alpha, beta and leading dimensions, from compiled code.
 
-numba's ``np.dot(a, b, out)`` always computes out = a @ b (alpha 1, beta 0), so a
-gradient-descent step would write dE/dW and then read it again to update W:
-1.5 M parameters cost ~1.5 ms more per step on W4 (512-1024-1024-10).  GEMM
-can add its product into W directly.  This intrinsic calls the same BLAS
-entry point numba's own ``np.dot`` uses (``numba_xxgemm``, backed by
-scipy's BLAS), so functions using it are cached like any other.
+numba's ``np.dot(a, b, out)`` always computes out = a @ b (alpha 1, beta 0) of
+whole contiguous arrays, so a gradient-descent step would write dE/dW and then
+read it again to update W (1.5 M parameters: ~1.5 ms more per step on W4,
+512-1024-1024-10), and a thread could not take the gradient of a block of W's
+rows without copying a block of columns of the layer's inputs.  These
+intrinsics call the BLAS entry point numba's own ``np.dot`` uses
+(``numba_xxgemm``, backed by scipy's BLAS), so functions using them are
+cached like any other.
+
+Both compute ``out = alpha * Y[:, col0 : col0 + r]^T @ delta + beta * out``
+for ``out`` (r, m), ``Y`` (n, k), ``delta`` (n, m), all C-contiguous and of
+one float dtype.  In BLAS's column-major view these buffers are out^T (m x r),
+delta^T (m x n) and Y^T (k x n), so the call is
+gemm('n', 't', m, r, n, alpha, delta, m, Y + col0, k, beta, out, m).
 """
 
 from llvmlite import ir
@@ -17,56 +25,151 @@ _char = ir.IntType(8)
 _void_p = ir.IntType(8).as_pointer()
 
 
+def _typed(out, Y, delta):
+    """The common float dtype of three C-contiguous 2-D arrays, or None."""
+    if not all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" for a in (out, Y, delta)):
+        return None
+    if not (out.dtype == Y.dtype == delta.dtype) or out.dtype not in (types.float32, types.float64):
+        return None
+    return out.dtype
+
+
+def _emit_gemm(context, builder, dtype, arrays, col0, alpha, beta):
+    """The numba_xxgemm call of the module docstring; ``arrays`` = (out, Y, delta) as (type, value) pairs."""
+    ensure_blas()
+    (out_t, out_v), (y_t, y_v), (d_t, d_v) = arrays
+    out = context.make_array(out_t)(context, builder, out_v)
+    y = context.make_array(y_t)(context, builder, y_v)
+    d = context.make_array(d_t)(context, builder, d_v)
+    r, m = cgutils.unpack_tuple(builder, out.shape, 2)
+    n, k = cgutils.unpack_tuple(builder, y.shape, 2)
+    ll_dtype = context.get_value_type(dtype)
+    alpha_slot = cgutils.alloca_once_value(builder, alpha)
+    beta_slot = cgutils.alloca_once_value(builder, beta)
+    intp = context.get_value_type(types.intp)
+    fnty = ir.FunctionType(
+        ir.IntType(32),
+        [_char, _char, _char, intp, intp, intp, _void_p, _void_p, intp, _void_p, intp, _void_p, _void_p, intp],
+    )
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+    y_cols = builder.gep(builder.bitcast(y.data, ll_dtype.as_pointer()), [col0])
+    res = builder.call(
+        fn,
+        (
+            ir.Constant(_char, ord(get_blas_kind(dtype))),
+            ir.Constant(_char, ord("n")),
+            ir.Constant(_char, ord("t")),
+            m,
+            r,
+            n,
+            builder.bitcast(alpha_slot, _void_p),
+            builder.bitcast(d.data, _void_p),
+            m,
+            builder.bitcast(y_cols, _void_p),
+            k,
+            builder.bitcast(beta_slot, _void_p),
+            builder.bitcast(out.data, _void_p),
+            m,
+        ),
+    )
+    check_blas_return(context, builder, res)
+
+
 @intrinsic
 def gemm_accumulate(typingctx, W, Y, delta, alpha):
-    """W += alpha * Y.T @ delta.  W (k, m), Y (n, k), delta (n, m): C-contiguous, one float dtype.
-
-    In BLAS's column-major view these buffers are W^T (m x k), Y^T (k x n) and
-    delta^T (m x n), so the call is W^T += alpha * delta^T @ (Y^T)^T:
-    gemm('n', 't', m, k, n, alpha, delta, m, Y, k, 1, W, m).
-    """
-    if not all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" for a in (W, Y, delta)):
+    """W += alpha * Y.T @ delta.  W (k, m), Y (n, k), delta (n, m): C-contiguous, one float dtype."""
+    dtype = _typed(W, Y, delta)
+    if dtype is None:
         return None
-    if not (W.dtype == Y.dtype == delta.dtype) or W.dtype not in (types.float32, types.float64):
-        return None
-    dtype = W.dtype
     sig = types.void(W, Y, delta, alpha)
 
     def codegen(context, builder, signature, args):
+        zero = context.get_constant(types.intp, 0)
+        alpha_v = context.cast(builder, args[3], signature.args[3], dtype)
+        beta_v = context.get_constant(dtype, 1.0)
+        _emit_gemm(context, builder, dtype, tuple(zip(signature.args[:3], args[:3])), zero, alpha_v, beta_v)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def gemm_columns(typingctx, out, Y, col0, delta):
+    """out = Y[:, col0 : col0 + r].T @ delta: the gradient of rows col0.. of a layer's W (dE/dw_ij =
+    sum_s y_i delta_j) without a copy of those columns.  out (r, m), Y (n, k), delta (n, m), as above;
+    the caller keeps col0 + r <= k."""
+    dtype = _typed(out, Y, delta)
+    if dtype is None or not isinstance(col0, types.Integer):
+        return None
+    sig = types.void(out, Y, types.intp, delta)
+
+    def codegen(context, builder, signature, args):
+        arrays = ((signature.args[0], args[0]), (signature.args[1], args[1]), (signature.args[3], args[3]))
+        one = context.get_constant(dtype, 1.0)
+        zero = context.get_constant(dtype, 0.0)
+        _emit_gemm(context, builder, dtype, arrays, args[2], one, zero)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def gemm_strided(typingctx, trans_a, trans_b, sizes, A, a_at, lda, B, b_at, ldb, C, c_at, ldc):
+    """C = op(A) @ op(B) on sub-matrices of three flat arrays, in BLAS's column-major terms.
+
+    ``trans_a``, ``trans_b``: True for 'T'; ``sizes`` = (M, N, K); the matrices start at entries
+    ``a_at``, ``b_at``, ``c_at`` of the 1-D C-contiguous arrays A, B, C (one float dtype), with leading
+    dimensions lda, ldb, ldc.  Nothing is checked: the caller keeps every entry inside its array.
+    """
+    arrays = (A, B, C)
+    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in arrays):
+        return None
+    if not (A.dtype == B.dtype == C.dtype) or A.dtype not in (types.float32, types.float64):
+        return None
+    dtype = A.dtype
+    sig = types.void(
+        types.boolean, types.boolean, types.UniTuple(types.intp, 3), A, types.intp, types.intp, B, types.intp,
+        types.intp, C, types.intp, types.intp,
+    )  # fmt: skip
+
+    def codegen(context, builder, signature, args):
         ensure_blas()
-        w_arg, y_arg, d_arg, alpha_arg = args
-        w = context.make_array(W)(context, builder, w_arg)
-        y = context.make_array(Y)(context, builder, y_arg)
-        d = context.make_array(delta)(context, builder, d_arg)
-        k, m = cgutils.unpack_tuple(builder, w.shape, 2)
-        n, _ = cgutils.unpack_tuple(builder, y.shape, 2)
+        t_a, t_b, shape, a_v, a_at_v, lda_v, b_v, b_at_v, ldb_v, c_v, c_at_v, ldc_v = args
+        m, n, k = cgutils.unpack_tuple(builder, shape, 3)
         ll_dtype = context.get_value_type(dtype)
-        alpha_slot = cgutils.alloca_once_value(builder, context.cast(builder, alpha_arg, signature.args[3], dtype))
-        beta_slot = cgutils.alloca_once_value(builder, ir.Constant(ll_dtype, 1.0))
+
+        def start(array_type, value, at):
+            data = context.make_array(array_type)(context, builder, value).data
+            return builder.bitcast(builder.gep(builder.bitcast(data, ll_dtype.as_pointer()), [at]), _void_p)
+
+        def flag(b):
+            return builder.select(b, ir.Constant(_char, ord("t")), ir.Constant(_char, ord("n")))
+
+        one = cgutils.alloca_once_value(builder, context.get_constant(dtype, 1.0))
+        zero = cgutils.alloca_once_value(builder, context.get_constant(dtype, 0.0))
         intp = context.get_value_type(types.intp)
         fnty = ir.FunctionType(
             ir.IntType(32),
             [_char, _char, _char, intp, intp, intp, _void_p, _void_p, intp, _void_p, intp, _void_p, _void_p, intp],
         )
         fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-        kind = ir.Constant(_char, ord(get_blas_kind(dtype)))
         res = builder.call(
             fn,
             (
-                kind,
-                ir.Constant(_char, ord("n")),
-                ir.Constant(_char, ord("t")),
+                ir.Constant(_char, ord(get_blas_kind(dtype))),
+                flag(t_a),
+                flag(t_b),
                 m,
-                k,
                 n,
-                builder.bitcast(alpha_slot, _void_p),
-                builder.bitcast(d.data, _void_p),
-                m,
-                builder.bitcast(y.data, _void_p),
                 k,
-                builder.bitcast(beta_slot, _void_p),
-                builder.bitcast(w.data, _void_p),
-                m,
+                builder.bitcast(one, _void_p),
+                start(signature.args[3], a_v, a_at_v),
+                lda_v,
+                start(signature.args[6], b_v, b_at_v),
+                ldb_v,
+                builder.bitcast(zero, _void_p),
+                start(signature.args[9], c_v, c_at_v),
+                ldc_v,
             ),
         )
         check_blas_return(context, builder, res)

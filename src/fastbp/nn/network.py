@@ -149,6 +149,7 @@ class Network:
         self._backup = np.zeros(self._layout.n_params, dtype=dtype)  # fit's copy of the last good parameters
         self._workspace = None
         self._shared_run = None  # the buffers of the last fit on several threads (_SharedRun)
+        self._wide_run = None  # the per-thread state of the last fit on several threads for any depth (_WideRun)
         self.optimizer = None  # the optimizer of the last fit
         self._lock = threading.Lock()
         self._n_in = sizes[0]

@@ -9,7 +9,7 @@ import numpy as np
 
 from fastbp.engine import serial as _engine
 from fastbp.engine import threaded as _parallel
-from fastbp.engine import threaded_pass
+from fastbp.engine import threaded_pass, wide
 from fastbp.errors import DivergenceError
 from fastbp.kernels import _sync
 from fastbp.nn.history import History
@@ -59,6 +59,7 @@ class _FitRun:
             w_offsets = net._layout.w_offsets
             self.frozen_layers = np.array([frozen[w] if frozen.size else 0 for w in w_offsets], dtype=np.uint8)
         self.shared = None
+        self.wide = None
         if self.small is not None:
             self.backup = net._backup
         else:
@@ -68,6 +69,10 @@ class _FitRun:
             bounds = _parallel.thread_bounds(net._layout, batch_size)
             if bounds is not None:
                 self.shared = _SharedRun.for_run(net, opt, frozen, batch_size, bounds)
+            else:
+                n_threads = _parallel.wide_threads(net._layout, batch_size)
+                if n_threads is not None:
+                    self.wide = _WideRun.for_run(net, n_threads)
 
     def check_inputs(self):
         """ValueError naming the first NaN or infinite entry of X or D."""
@@ -97,6 +102,9 @@ class _FitRun:
         ):
             status = self.shared.status
             self.opt.step_count = int(self.step_count[0])
+        elif self.wide is not None and self.wide.epochs(self, lrs, losses, self.correct[start:stop]):
+            status = self.wide.status
+            self.opt.step_count = int(self.step_count[0])
         else:
             if check and self.shared is not None:  # the threads were busy: the run goes on here
                 self.check_inputs()
@@ -122,11 +130,43 @@ class _FitRun:
         )
 
 
-class _SharedRun:
+class _ThreadState:
+    """What each thread of a run on several threads keeps for itself: its generator state, shuffled
+    order, step count and backup flag (rows a cache line apart: the threads write theirs every step,
+    and on one line they would take it from each other each time), equal at the start of every call."""
+
+    def __init__(self, n_threads):
+        self.n_threads = n_threads
+        self.sync = np.zeros(_sync.SYNC_LENGTH, dtype=np.int64)
+        self.rng = np.zeros((n_threads, 8), dtype=np.uint64)
+        self.orders = np.zeros((n_threads, 0), dtype=np.int64)
+        self.counts = np.zeros((n_threads, 8), dtype=np.int64)
+        self.valid = np.zeros((n_threads, 8), dtype=np.int64)
+        self.status = -1
+
+    def load(self, run):
+        """Every thread's copy of run's order, generator state, step count and backup flag."""
+        if self.orders.shape[1] != run.n + 8:
+            self.orders = np.empty((self.n_threads, run.n + 8), dtype=np.int64)  # rows padded, as above
+        self.orders[:, : run.n] = run.order
+        self.rng[:] = run.rng_state[0]
+        self.counts[:] = run.step_count[0]
+        self.valid[:] = run.backup_valid[0]
+
+    def store(self, run):
+        """Thread 0's copies back into run (every thread's are equal)."""
+        run.order[:] = self.orders[0, : run.n]
+        run.rng_state[0] = self.rng[0, 0]
+        run.step_count[0] = self.counts[0, 0]
+        run.backup_valid[0] = self.valid[0, 0]
+
+
+class _SharedRun(_ThreadState):
     """The packed buffers of fit runs on several threads (see ``fastbp.engine.threaded``), kept by the network
     for the next run with the same batch size and kind of optimizer state."""
 
     def __init__(self, net, batch_size, bounds, has_state1, has_state2, has_frozen):
+        super().__init__(len(bounds) - 1)
         layout = net._layout
         n_threads = len(bounds) - 1
         n_in, h, n_out = (int(s) for s in layout.sizes)
@@ -145,14 +185,6 @@ class _SharedRun:
         per_thread = batch_size * (n_in + 4 * n_out + 3 * widest) + n_out * widest + 8
         self.scratch = np.zeros((n_threads, per_thread), dtype=dtype)
         self.shares = np.zeros((2, n_threads, batch_size * n_out + 8), dtype=dtype)
-        self.sync = np.zeros(_sync.SYNC_LENGTH, dtype=np.int64)
-        # each thread's own generator state, step count and backup flag, a cache line apart: the
-        # threads write theirs every step, and on one line they would take it from each other each time
-        self.rng = np.zeros((n_threads, 8), dtype=np.uint64)
-        self.orders = np.zeros((n_threads, 0), dtype=np.int64)
-        self.counts = np.zeros((n_threads, 8), dtype=np.int64)
-        self.valid = np.zeros((n_threads, 8), dtype=np.int64)
-        self.status = -1
 
     @classmethod
     def for_run(cls, net, opt, frozen, batch_size, bounds):
@@ -175,12 +207,7 @@ class _SharedRun:
         try:
             if self.frozen.shape[0]:
                 threaded_pass.pack(run.frozen, layout, self.bounds, self.offsets, self.frozen)
-            if self.orders.shape[1] != run.n + 8:
-                self.orders = np.empty((n_threads, run.n + 8), dtype=np.int64)  # rows padded, as above
-            self.orders[:, : run.n] = run.order
-            self.rng[:] = run.rng_state[0]
-            self.counts[:] = run.step_count[0]
-            self.valid[:] = run.backup_valid[0]
+            self.load(run)
 
             def args_of(t):
                 return (
@@ -200,10 +227,52 @@ class _SharedRun:
         if self.status == threaded_pass.BAD_INPUT:
             run.check_inputs()
             raise RuntimeError("the threads of fit found a NaN or an infinity in X or D that the check did not")
-        run.order[:] = self.orders[0, : run.n]
-        run.rng_state[0] = self.rng[0, 0]
-        run.step_count[0] = self.counts[0, 0]
-        run.backup_valid[0] = self.valid[0, 0]
+        self.store(run)
+        return True
+
+
+class _WideRun(_ThreadState):
+    """Per-thread state of fit runs on several threads for any depth (``fastbp.engine.wide``), kept by the
+    network; the parameters, optimizer state and work buffers are the run's own, shared by the threads."""
+
+    def __init__(self, n_threads):
+        super().__init__(n_threads)
+        self.partials = np.zeros((2, n_threads * wide.PARTIAL_STRIDE), dtype=np.float64)
+
+    @classmethod
+    def for_run(cls, net, n_threads):
+        cached = net._wide_run
+        if cached is None or cached.n_threads != n_threads:
+            cached = net._wide_run = cls(n_threads)
+        return cached
+
+    def epochs(self, run, lrs, losses, correct):
+        """Train run's epochs on the helper threads; False (nothing done) if another run has them."""
+        helpers = _parallel.acquire_helpers(self.n_threads - 1)
+        if helpers is None:
+            return False
+        net, opt, ws = run.net, run.opt, run.ws
+        try:
+            self.load(run)
+            layout = net._layout.packed
+            data = (run.X, run.D, lrs, run.batch_size, run.shuffle)
+            opt_state = (opt.code, run.hyper, opt.state1, opt.state2)
+            bufs = (net._theta, net._grad, run.backup)
+            buffers = (ws.work, ws.x_batch, ws.d_batch, self.partials)
+
+            def args_of(t, entered_before, max_spins):
+                team = (t, self.n_threads, self.sync, helpers.control, entered_before, max_spins)
+                return (
+                    team, layout, (*data, self.rng[t, :1], self.orders[t, : run.n]),
+                    (*opt_state, self.counts[t, :1], run.frozen), (*bufs, self.valid[t, :1], *buffers),
+                    (losses, correct),
+                )  # fmt: skip
+
+            entries = (_parallel._wide_helper_entry, wide.fit_epochs_wide)
+            self.status = _parallel.run_team(helpers, *entries, args_of, self.n_threads, self.sync, net.dtype)
+        finally:
+            helpers.lock.release()
+        self.store(run)
         return True
 
 
