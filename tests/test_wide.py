@@ -28,6 +28,8 @@ def every_network_wide(monkeypatch):
     """Every network of these tests takes the wide fit when it runs on two threads."""
     monkeypatch.setattr(_parallel, "MIN_WIDE_PARAMS", 0)
     monkeypatch.setattr(_parallel, "MIN_SHARE_MULTIPLY_ADDS", np.inf)  # not the one-hidden-layer split
+    # a busy test machine would otherwise make some runs fall back to one thread (see the last test)
+    monkeypatch.setattr(_parallel, "CONTENDED_WAIT_SHARE", np.inf)
     _parallel._wide_count.cache_clear()
     _parallel._bounds.cache_clear()
     _parallel._one_thread_until = -np.inf
@@ -245,3 +247,20 @@ def test_which_networks_get_the_wide_fit(monkeypatch):
     assert chosen([8, 16, 4], 256) is None  # 220 parameters
     fastbp.set_num_threads(1)
     assert chosen([64, 1024, 1024, 1024, 10], 1) is None
+
+
+def test_contended_wide_runs_fall_back_to_one_thread_for_a_while(monkeypatch):
+    """Thread 0 measures its waits at the barrier after the evenly split updates; a run judged contended
+    makes the next fits use one thread, which trains the same steps."""
+    X, D = data(256, 12, 3, "squared_error")
+    args = (BIG, ["relu", "tanh", "identity"], "squared_error", X, D, "adam")
+    train(2, *args, epochs=1, batch_size=4)  # the first run of a dtype is never judged
+    net, _, _ = train(2, *args, epochs=1, batch_size=4)
+    sync = net._wide_run.sync
+    assert 0 < sync[_parallel._sync.WAIT_CYCLES] < sync[_parallel._sync.RUN_CYCLES]
+    monkeypatch.setattr(_parallel, "CONTENDED_WAIT_SHARE", -1.0)  # now every run counts as contended
+    monkeypatch.setattr(_parallel, "MIN_JUDGED_BARRIERS", 1)
+    train(2, *args, epochs=1, batch_size=4)
+    assert _parallel._one_thread_until > _parallel.time.monotonic() + 1
+    fastbp.set_num_threads(2)
+    assert _parallel.wide_threads(net._layout, 4) is None

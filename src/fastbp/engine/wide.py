@@ -351,9 +351,12 @@ def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
         if copy:
             copy_share(tid, n_threads, layout, (theta, state1, state2), saved_state(theta, state1, state2, backup))
         update_share(tid, n_threads, layout, xb, work, m, opt, lr, t, (theta, state1, state2, grad))
+        waited_from = _sync.cycle_count()
         if not _sync.barrier(sync, n_threads, passed):
             return E, correct, passed, False
         passed += 1
+        if tid == 0:  # the update is split evenly: a long wait here means a partner lost its core
+            sync[_sync.WAIT_CYCLES] += _sync.cycle_count() - waited_from
     return E, correct, passed, True
 
 
@@ -386,8 +389,8 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
     set at the start, the one from before the last update.  ``partials``:
     float64 (2, n_threads * PARTIAL_STRIDE), the threads' partial losses of the
     last two steps.  Each thread adds its right answers to ``epoch_correct``
-    (zeros at the start); thread 0 writes ``epoch_losses`` and its cycles in
-    all into ``sync[RUN_CYCLES]`` (``sync[WAIT_CYCLES]``: 0, the run does not judge contention).
+    (zeros at the start); thread 0 writes ``epoch_losses``, its cycles in all into ``sync[RUN_CYCLES]``
+    and those it waited at the barrier after the (evenly split) updates into ``sync[WAIT_CYCLES]``.
     X and D must be finite (the caller checks).
 
     Returns what ``fit_epochs`` returns (-1, or the index of the diverging
@@ -407,6 +410,8 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
     opt = (opt_code, hyper, frozen)
     passed = _sync.atomic_load(sync, _sync.BARRIER) // n_threads  # see fit_epochs_share
     run_from = _sync.cycle_count()
+    if tid == 0:
+        sync[_sync.WAIT_CYCLES] = 0
     since_copy = 1  # updates since the backup was copied (from the run before: one)
     status = -1
     for epoch in range(epoch_losses.shape[0]):
@@ -446,7 +451,6 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
             epoch_losses[epoch] = total / n_batches
     if tid == 0:
         sync[_sync.RUN_CYCLES] = _sync.cycle_count() - run_from
-        sync[_sync.WAIT_CYCLES] = 0
     # all threads leave together: the caller may read the network's parameters as soon as its own call returns
     if not _sync.barrier(sync, n_threads, passed):
         return -3
