@@ -275,11 +275,14 @@ def update_share(tid, n_threads, layout, xb, work, m, opt, lr, t, vectors):
             step_entries(opt, lr, t, vectors, start, stop)
         j0, j1 = share_of(n_above, tid, n_threads)
         b0 = b_offsets[layer]
-        for j in range(j0, j1):
-            total = delta[0, j]
-            for s in range(1, m):
-                total += delta[s, j]
-            grad[b0 + j] = total
+        # sample by sample along the row (a SIMD loop), not unit by unit down a column (5x slower)
+        grad_b = grad[b0 + j0 : b0 + j1]
+        for j in range(j1 - j0):
+            grad_b[j] = delta[0, j0 + j]
+        for s in range(1, m):
+            row = delta[s, j0:j1]
+            for j in range(j1 - j0):
+                grad_b[j] += row[j]
         step_entries(opt, lr, t, vectors, b0 + j0, b0 + j1)
 
 
