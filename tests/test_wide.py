@@ -147,37 +147,23 @@ def test_wide_divergence_puts_back_the_parameters_of_the_last_finite_loss(bad_ba
         pytest.skip("the data has fewer batches")
     X[bad_batch * batch_size] = 1e200
     args = (BIG, ["relu", "relu", "identity"], "squared_error")
+    net, opt = fastbp.Network(*args, seed=1), optimizer(opt_name)
+    fastbp.set_num_threads(2)
     with pytest.raises(DivergenceError) as info:
-        train(2, *args, X, D, opt_name, epochs=2, batch_size=batch_size, shuffle=False)
+        net.fit(X, D, epochs=2, batch_size=batch_size, shuffle=False, optimizer=opt, seed=3)
+    assert net._wide_run is not None
     assert (info.value.epoch, info.value.batch) == (0, bad_batch)
-    # the same run, stopped before it: over the batches before the last finite one
-    diverged_net = _last_net
     if bad_batch >= 2:
+        # the same run, stopped before it: over the batches before the last finite one
         rows = (bad_batch - 1) * batch_size
         ref = train(2, *args, X[:rows], D[:rows], opt_name, epochs=1, batch_size=batch_size, shuffle=False)
-        np.testing.assert_array_equal(diverged_net[0].flat_parameters, ref[0].flat_parameters)
-        np.testing.assert_array_equal(diverged_net[1].state1, ref[2].state1)
-        assert diverged_net[1].step_count == ref[2].step_count == bad_batch - 1
+        np.testing.assert_array_equal(net.flat_parameters, ref[0].flat_parameters)
+        np.testing.assert_array_equal(opt.state1, ref[2].state1)
+        assert opt.step_count == ref[2].step_count == bad_batch - 1
     else:
         fresh = fastbp.Network(*args, seed=1)
-        np.testing.assert_array_equal(diverged_net[0].flat_parameters, fresh.flat_parameters)
-        assert diverged_net[1].step_count == 0
-
-
-_last_net = None
-
-
-@pytest.fixture(autouse=True)
-def keep_last_network(monkeypatch):
-    """Keeps (network, optimizer) of the last ``train`` call, also when fit raised."""
-    original = fastbp.Network.fit
-
-    def fit(self, *args, **kwargs):
-        global _last_net
-        _last_net = (self, kwargs.get("optimizer"))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(fastbp.Network, "fit", fit)
+        np.testing.assert_array_equal(net.flat_parameters, fresh.flat_parameters)
+        assert opt.step_count == 0
 
 
 def test_wide_divergence_at_the_first_batch_of_an_epoch():
@@ -191,10 +177,12 @@ def test_wide_divergence_at_the_first_batch_of_an_epoch():
         X[0] = 1e200  # fit reads X in place: epoch 1 meets the row in its first batch
 
     clean = X.copy()
+    net, opt = fastbp.Network(*args, seed=1), optimizer("adam")
+    fastbp.set_num_threads(2)
     with pytest.raises(DivergenceError) as info:
-        train(2, *args, X, D, "adam", epochs=3, batch_size=batch_size, shuffle=False, callbacks=[poison])
+        net.fit(X, D, epochs=3, batch_size=batch_size, shuffle=False, callbacks=[poison], optimizer=opt, seed=3)
+    assert net._wide_run is not None
     assert (info.value.epoch, info.value.batch) == (1, 0)
-    net, opt = _last_net
     rows = 39 * batch_size
     ref = train(2, *args, clean[:rows], D[:rows], "adam", epochs=1, batch_size=batch_size, shuffle=False)
     np.testing.assert_array_equal(net.flat_parameters, ref[0].flat_parameters)

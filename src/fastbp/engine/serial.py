@@ -268,15 +268,11 @@ def fit_epochs(
     n_in = X.shape[1]
     n_out = D.shape[1]
     n_params = theta.shape[0]
-    n1 = state1.shape[0]
-    n2 = state2.shape[0]
     n_batches = (n + batch_size - 1) // batch_size
     last = codes.shape[0] - 1
     classify = loss_code != SQUARED_ERROR
     plain = is_plain_descent(opt_code, hyper, frozen)
-    alt_theta = backup[:n_params]
-    alt1 = backup[n_params : n_params + n1]
-    alt2 = backup[n_params + n1 : n_params + n1 + n2]
+    alt_theta, alt1, alt2 = backup_parts(theta, state1, state2, backup)
     in_alt = False  # True while the current parameters and state are those in backup (an odd number of steps)
     status = -1
     for epoch in range(epoch_losses.shape[0]):
@@ -318,6 +314,13 @@ def fit_epochs(
     if in_alt:  # the result into theta, state1 and state2; the values before the last step into backup
         swap_states(theta, state1, state2, alt_theta, alt1, alt2)
     return status
+
+
+@jit
+def backup_parts(theta, state1, state2, backup):
+    """The parts of ``backup`` (length n_params + len(state1) + len(state2)) shaped like theta, state1, state2."""
+    n, n1, n2 = theta.shape[0], state1.shape[0], state2.shape[0]
+    return backup[:n], backup[n : n + n1], backup[n + n1 : n + n1 + n2]
 
 
 @jit

@@ -194,14 +194,13 @@ def wide_threads(layout, batch_size):
     wanted = get_num_threads()
     if wanted < 2 or time.monotonic() < _one_thread_until:
         return None
-    return _wide_count(layout.size_tuple, layout.code_tuple, batch_size, wanted)
+    return _wide_count(layout.code_tuple, layout.n_params, batch_size, wanted)
 
 
 @functools.lru_cache(maxsize=256)
-def _wide_count(sizes, codes, batch_size, wanted):
+def _wide_count(codes, n_params, batch_size, wanted):
     if SOFTMAX in codes[:-1] or not can_pin_blas():
         return None
-    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     if n_params < MIN_WIDE_PARAMS and batch_size * n_params < MIN_WIDE_STEP_MULTIPLY_ADDS:
         return None
     return wanted

@@ -37,7 +37,15 @@ BLAS run on one thread inside each (see ``fastbp.engine.threaded``).
 import math
 
 from fastbp.config import BLAS_MIN_MULTIPLY_ADDS, jit
-from fastbp.engine.serial import as_one_row, count_correct, layer_biases, layer_weights, output_error_terms
+from fastbp.engine.serial import (
+    as_one_row,
+    backup_parts,
+    count_correct,
+    gather_rows,
+    layer_biases,
+    layer_weights,
+    output_error_terms,
+)
 from fastbp.engine.threaded_pass import ENTERED
 from fastbp.kernels import _sync
 from fastbp.kernels._blas import gemm_columns, gemm_strided
@@ -312,10 +320,10 @@ def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
     (every thread decides alike) steps 3 and 4, after a copy of its share into the backup if ``copy``.
     Returns (E, right answers in its rows, barriers passed, ok); ok is False if the run was aborted.
     ``batch_data`` = (X, D, order, start, m, parity); ``bufs`` = (theta, state1, state2, grad, work,
-    x_batch, d_batch, partials, backup)."""
+    x_batch, d_batch, partials, saved), ``saved`` the backup's parts shaped like theta, state1, state2."""
     tid, n_threads, sync, control, entered_before, max_spins = team
     X, D, order, start, m, parity = batch_data
-    theta, state1, state2, grad, work, x_batch, d_batch, partials, backup = bufs
+    theta, state1, state2, grad, work, x_batch, d_batch, partials, saved = bufs
     sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
     capacity, z_buf, y_buf, delta_buf = work
     n_in, n_out = X.shape[1], D.shape[1]
@@ -324,7 +332,7 @@ def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
     r0, r1 = share_of(m, tid, n_threads)
     E_part = 0.0
     correct = 0
-    gather_own_rows(X, D, order, start, xb, db, r0, r1)
+    gather_rows(X, D, order, start + r0, xb[r0:r1], db[r0:r1])
     if split_by_units(layout, m):
         if not _sync.barrier(sync, n_threads, passed):  # every row gathered
             return 0.0, 0, passed, False
@@ -352,7 +360,7 @@ def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
     E = E_sum / m
     if math.isfinite(E):
         if copy:
-            copy_share(tid, n_threads, layout, (theta, state1, state2), saved_state(theta, state1, state2, backup))
+            copy_share(tid, n_threads, layout, (theta, state1, state2), saved)
         update_share(tid, n_threads, layout, xb, work, m, opt, lr, t, (theta, state1, state2, grad))
         waited_from = _sync.cycle_count()
         if not _sync.barrier(sync, n_threads, passed):
@@ -361,17 +369,6 @@ def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
         if tid == 0:  # the update is split evenly: a long wait here means a partner lost its core
             sync[_sync.WAIT_CYCLES] += _sync.cycle_count() - waited_from
     return E, correct, passed, True
-
-
-@jit
-def gather_own_rows(X, D, order, start, xb, db, r0, r1):
-    """Rows order[start + r] of X and D into rows r = r0..r1-1 of the batch buffers."""
-    for r in range(r0, r1):
-        row = order[start + r]
-        for i in range(X.shape[1]):
-            xb[r, i] = X[row, i]
-        for j in range(D.shape[1]):
-            db[r, j] = D[row, j]
 
 
 @jit
@@ -408,8 +405,9 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
         _sync.atomic_add(control, ENTERED, 1)
     n = X.shape[0]
     n_batches = (n + batch_size - 1) // batch_size
-    saved = saved_state(theta, state1, state2, backup)
-    step_bufs = (theta, state1, state2, grad, work, x_batch, d_batch, partials, backup)
+    classify = layout[3] != SQUARED_ERROR
+    saved = backup_parts(theta, state1, state2, backup)
+    step_bufs = (theta, state1, state2, grad, work, x_batch, d_batch, partials, saved)
     opt = (opt_code, hyper, frozen)
     passed = _sync.atomic_load(sync, _sync.BARRIER) // n_threads  # see fit_epochs_share
     run_from = _sync.cycle_count()
@@ -435,9 +433,9 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
                 return -3
             if not math.isfinite(E):
                 status = epoch * n_batches + batch
-                if backup_valid[0] and since_copy > 0:
+                if backup_valid[0]:
                     passed, ok = step_back(team, layout, (X, D, order, batch_size), step_bufs, opt, lr, step_count,
-                                           saved, batch - since_copy, since_copy - 1, passed)  # fmt: skip
+                                           batch - since_copy, since_copy - 1, passed)  # fmt: skip
                     if not ok:
                         return -3
                 break
@@ -448,7 +446,7 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
             backup_valid[0] = 1
         if status != -1:
             break
-        if loss_code_classifies(layout):
+        if classify:
             _sync.atomic_add(epoch_correct, epoch, correct)
         if tid == 0:
             epoch_losses[epoch] = total / n_batches
@@ -463,19 +461,7 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
 
 
 @jit
-def saved_state(theta, state1, state2, backup):
-    """The parts of ``backup`` that hold the copy of theta, state1 and state2."""
-    n, n1, n2 = theta.shape[0], state1.shape[0], state2.shape[0]
-    return backup[:n], backup[n : n + n1], backup[n + n1 : n + n1 + n2]
-
-
-@jit
-def loss_code_classifies(layout):
-    return layout[3] != SQUARED_ERROR
-
-
-@jit
-def step_back(team, layout, epoch_data, step_bufs, opt, lr, step_count, saved, first_batch, replays, passed):
+def step_back(team, layout, epoch_data, step_bufs, opt, lr, step_count, first_batch, replays, passed):
     """After a non-finite loss: the copy in the backup back into this thread's share (a barrier: every
     thread's part is back), then the ``replays`` updates of this epoch's batches from ``first_batch`` on
     that followed the copy, again.  Leaves the parameters at which the last finite loss was measured and
@@ -483,8 +469,7 @@ def step_back(team, layout, epoch_data, step_bufs, opt, lr, step_count, saved, f
     tid, n_threads, sync, control, entered_before, max_spins = team
     X, D, order, batch_size = epoch_data
     n = X.shape[0]
-    current = (step_bufs[0], step_bufs[1], step_bufs[2])
-    copy_share(tid, n_threads, layout, saved, current)
+    copy_share(tid, n_threads, layout, step_bufs[8], (step_bufs[0], step_bufs[1], step_bufs[2]))
     step_count[0] -= replays + 1
     if not _sync.barrier(sync, n_threads, passed):
         return passed, False
