@@ -791,7 +791,7 @@ STARTUP_CODE = textwrap.dedent(
 
 # Run before STARTUP_CODE in the same process, before numba is imported: empty caches, removed
 # again when the process exits.  NUMBA_CACHE_DIR holds numba's compiled machine code;
-# FASTBP_CACHE_DIR the source fastbp generates for small architectures (fastbp.engine.codegen).
+# FASTBP_CACHE_DIR the source fastbp generates for small architectures (fastbp.engine._codegen).
 EMPTY_CACHE_SETUP = textwrap.dedent(
     """
     import os, tempfile

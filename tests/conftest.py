@@ -43,7 +43,7 @@ def to_lists(arrays):
     return [np.asarray(a, dtype=np.float64).tolist() for a in arrays]
 
 
-# Architectures for the code generated per architecture (fastbp.engine.codegen): each new
+# Architectures for the code generated per architecture (fastbp.engine._codegen): each new
 # (sizes, activations, dtype) costs a compilation, so tests draw from this fixed list.
 SMALL_ARCHITECTURES = [
     ([1, 1], ["identity"]),
@@ -57,7 +57,7 @@ ENGINES = ("generic", "specialized")
 
 
 def build_network(weights, biases, activations, engine):
-    """Network.from_weights on the given engine: "generic" (fastbp.engine.serial) or "specialized" (engine.codegen)."""
+    """Network.from_weights on the given engine: "generic" (engine._serial) or "specialized" (engine._codegen)."""
     net = fastbp.Network.from_weights(weights, biases, activations)
     if engine == "generic":
         net._small = None

@@ -24,8 +24,8 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     from numba.core.runtime import rtsys
     import fastbp
-    from fastbp.engine import serial as _engine
-    from fastbp.engine import threaded as _parallel
+    from fastbp.engine import _serial as _engine
+    from fastbp.engine import _threaded as _parallel
     import fastbp.nn.network as network_module
     import fastbp.nn.training as training_module
     import fastbp.nn.validation as validation_module
@@ -102,7 +102,7 @@ SCRIPT = textwrap.dedent(
             long, _ = allocated_by(lambda: net.fit(X, D, epochs=50, lr=0.01, batch_size=8))
             print(label, "fit allocations, 2 epochs:", short, "50 epochs:", long)
             assert short == long
-    # fit on two threads (fastbp.engine.threaded): its compiled calls are not recorded above, so check that
+    # fit on two threads (fastbp.engine._threaded): its compiled calls are not recorded above, so check that
     # 50 epochs allocate what 2 do, and that all of it is freed
     fastbp.set_num_threads(2)
     _parallel.CONTENDED_WAIT_SHARE = float("inf")  # this test checks the threaded path, even on a busy machine
@@ -122,7 +122,7 @@ SCRIPT = textwrap.dedent(
             print("threaded", np.dtype(dtype).name, optimizer, "fit allocations, 2 epochs:", short, "50 epochs:", long)
             assert short == long, (short, long)
             assert short_leak == long_leak == 0, (short_leak, long_leak)
-    # the wide fit (fastbp.engine.wide): split by units (batch 8) and by samples (batch 64)
+    # the wide fit (fastbp.engine._wide): split by units (batch 8) and by samples (batch 64)
     _parallel.MIN_SHARE_MULTIPLY_ADDS = float("inf")
     for dtype in (np.float64, np.float32):
         net = fastbp.Network([16, 400, 330, 4], ["relu", "tanh", "identity"], dtype=dtype, seed=0)

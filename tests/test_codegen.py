@@ -1,4 +1,4 @@
-"""The code generated per small architecture (fastbp.engine.codegen) and the fast path of step."""
+"""The code generated per small architecture (fastbp.engine._codegen) and the fast path of step."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp.engine import codegen as _codegen
+from fastbp.engine import _codegen
 
 from conftest import assert_close, build_network
 

@@ -88,3 +88,32 @@ def test_no_import_cycles():
     for m in sorted(graph):
         if m not in state:
             visit(m, [m])
+
+
+def test_engine_is_private_by_module_name():
+    """Users call nothing in engine/: every module there starts with ``_``."""
+    modules = [p.name for p in (PACKAGE / "engine").glob("*.py") if p.name != "__init__.py"]
+    assert modules, "engine/ has no modules"
+    assert [m for m in modules if not m.startswith("_")] == []
+
+
+def test_public_kernel_modules_hold_only_documented_names():
+    """Every name defined in a public module of kernels/ is in ``kernels.__all__`` or starts with ``_``, and
+    ``kernels.__all__`` names only what those modules define."""
+    import fastbp.kernels as kernels
+
+    defined = set()
+    for path in sorted((PACKAGE / "kernels").glob("[!_]*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                defined.add((node.name, path.name))
+            elif isinstance(node, ast.Assign):
+                for target in node.targets:
+                    for name in ast.walk(target):
+                        if isinstance(name, ast.Name):
+                            defined.add((name.id, path.name))
+    undocumented = sorted(f"{file}: {name}" for name, file in defined if not name.startswith("_"))
+    undocumented = [entry for entry in undocumented if entry.split(": ")[1] not in kernels.__all__]
+    assert undocumented == [], "public names missing from kernels.__all__ (add them or prefix _)"
+    assert sorted(set(kernels.__all__) - {name for name, _ in defined}) == []
+    assert all(hasattr(kernels, name) for name in kernels.__all__)

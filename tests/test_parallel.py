@@ -1,4 +1,4 @@
-"""fit on several threads (fastbp.engine.threaded): the same training as on one thread, up to rounding.
+"""fit on several threads (fastbp.engine._threaded): the same training as on one thread, up to rounding.
 
 Each test trains twin networks, one with ``set_num_threads(1)`` and one with
 2 (or 3) threads, and compares parameters, optimizer state and history.  The
@@ -15,8 +15,8 @@ import pytest
 
 import fastbp
 from fastbp import reference
-from fastbp.engine import threaded as _parallel
-from fastbp.engine import threaded_pass
+from fastbp.engine import _threaded as _parallel
+from fastbp.engine import _threaded_pass
 from fastbp.errors import DivergenceError
 
 
@@ -250,7 +250,7 @@ def test_threaded_fit_refuses_a_non_finite_input_and_changes_nothing(where, bad,
     callbacks = [lambda *args: None] if per_epoch else None
     with pytest.raises(ValueError, match=rf"{where} must be finite, but {where}\[\(199, 3\)\] is {bad}"):
         train(net, 2, X, D, epochs=2, batch_size=32, seed=0, optimizer=opt, callbacks=callbacks)
-    assert net._shared_run.status == threaded_pass.BAD_INPUT
+    assert net._shared_run.status == _threaded_pass.BAD_INPUT
     for now, then in zip((net.flat_parameters, opt.state1, opt.state2, opt.step_count), before):
         np.testing.assert_array_equal(now, then)
     fastbp.set_num_threads(1)
@@ -282,7 +282,7 @@ def test_a_refused_run_ends_only_when_every_thread_has_stopped():
         "import os, numpy as np\n"
         "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
         "import fastbp\n"
-        "from fastbp.engine import threaded as _parallel\n"
+        "from fastbp.engine import _threaded as _parallel\n"
         "_parallel.CONTENDED_WAIT_SHARE = np.inf\n"
         "fastbp.set_num_threads(2)\n"
         "rng = np.random.default_rng(0)\n"

@@ -1,8 +1,8 @@
-"""fit on several threads for any depth (fastbp.engine.wide): the same training as on one thread.
+"""fit on several threads for any depth (fastbp.engine._wide): the same training as on one thread.
 
 The threads split each step's passes by samples (batches of at least MIN_SAMPLE_SPLIT) or by units
 (smaller batches of networks with a big layer), and its update by parameters.  Sums over samples and
-BLAS's blocking differ from one thread's, so results agree with ``engine.serial`` to rounding; runs on
+BLAS's blocking differ from one thread's, so results agree with ``engine._serial`` to rounding; runs on
 the same number of threads agree bit for bit, and a divergence puts back, bit for bit, the parameters
 that a run stopped before the diverging batch ends with.
 """
@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastbp
-from fastbp.engine import threaded as _parallel
-from fastbp.engine import wide
+from fastbp.engine import _threaded as _parallel
+from fastbp.engine import _wide
 from fastbp.errors import DivergenceError
 from fastbp.nn.activations import ACTIVATIONS
 from test_parallel import data
@@ -89,7 +89,7 @@ def assert_same_training(one, two, rtol, atol):
 def test_wide_fit_matches_one_thread(sizes, activations, loss, batch_size, opt_name):
     X, D = data(150, sizes[0], sizes[-1], loss)
     runs = [train(t, sizes, activations, loss, X, D, opt_name, epochs=2, batch_size=batch_size) for t in (1, 2)]
-    assert wide.split_by_units(runs[1][0]._layout.packed, batch_size) == (sizes == BIG and batch_size < 64)
+    assert _wide.split_by_units(runs[1][0]._layout.packed, batch_size) == (sizes == BIG and batch_size < 64)
     assert_same_training(*runs, rtol=1e-9, atol=1e-12)
 
 

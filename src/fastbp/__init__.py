@@ -15,7 +15,7 @@ The package in layers, each importing only the ones below it: ``kernels`` (the n
 import sys
 
 from . import errors, kernels
-from .engine.threaded import get_num_threads, set_num_threads
+from .engine._threaded import get_num_threads, set_num_threads
 from .nn.history import History, Trace
 from .nn.layout import Gradients
 from .nn.network import Network, load

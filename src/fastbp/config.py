@@ -18,7 +18,7 @@ environment variable needs a new process.
 
 numba's disk cache checks only the timestamp of the file that defines a
 function, not of the files its callees live in: after an edit to
-``fastbp/kernels/`` the cached ``engine.serial`` functions would still run the old
+``fastbp/kernels/`` the cached ``engine._serial`` functions would still run the old
 kernels.  So the package keeps a fingerprint of all its sources next to the
 cache and clears its cached functions when any source changed.
 """
@@ -39,7 +39,7 @@ COMPILED_SOURCES = (
     "config.py",
     *(f"kernels/{name}.py" for name in ("_jit_utils", "_vecmath", "_blas", "_sync")),
     *(f"kernels/{name}.py" for name in ("activations", "dense", "losses", "backprop", "optimizers")),
-    *(f"engine/{name}.py" for name in ("serial", "threaded", "threaded_pass", "wide", "codegen")),
+    *(f"engine/_{name}.py" for name in ("serial", "threaded", "threaded_pass", "wide", "codegen")),
 )
 
 NJIT_OPTIONS = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=True)

@@ -123,7 +123,7 @@ def activation_derivative_scalar(code, z, y, alpha=0.01):
 
 
 @jit
-def row_max(z, s):
+def _row_max(z, s):
     """max_j z[s, j] (the first maximum; a NaN compares false and is skipped unless it is z[s, 0])."""
     top = z[s, 0]
     for j in range(1, z.shape[1]):
@@ -133,9 +133,9 @@ def row_max(z, s):
 
 
 @jit
-def log_sum_exp_row(z, s):
-    """log sum_j e^(z[s, j]), as m + log sum_j e^(z[s, j] - m) with m = :func:`row_max`: no overflow."""
-    top = row_max(z, s)
+def _log_sum_exp_row(z, s):
+    """log sum_j e^(z[s, j]), as m + log sum_j e^(z[s, j] - m) with m = :func:`_row_max`: no overflow."""
+    top = _row_max(z, s)
     sum_exp = 0.0
     for j in range(z.shape[1]):
         sum_exp += math.exp(z[s, j] - top)
@@ -151,7 +151,7 @@ def softmax_rows(z, y):
     """
     n, m = z.shape
     for s in range(n):
-        top = row_max(z, s)
+        top = _row_max(z, s)
         for j in range(m):
             y[s, j] = z[s, j] - top
     # the exponentials in one loop over all entries (SIMD; a row of 10 left a slow scalar remainder of

@@ -6,7 +6,7 @@ log-sum-exp, so that they stay finite for saturated outputs).
 import math
 
 from fastbp.config import jit
-from fastbp.kernels.activations import log_sum_exp_row
+from fastbp.kernels.activations import _log_sum_exp_row
 
 SQUARED_ERROR = 0
 
@@ -61,7 +61,7 @@ def cross_entropy(z, d):
     n, m = z.shape
     total = 0.0
     for s in range(n):
-        log_sum = log_sum_exp_row(z, s)
+        log_sum = _log_sum_exp_row(z, s)
         for j in range(m):
             total -= d[s, j] * (z[s, j] - log_sum)
     return total / n
@@ -104,7 +104,7 @@ def cross_entropy_of_softmax(z, y, d):
                     else:
                         total -= dj * math.log(yj)
                 else:
-                    total -= dj * (z[s, j] - log_sum_exp_row(z, s))
+                    total -= dj * (z[s, j] - _log_sum_exp_row(z, s))
     if factors > 0:
         total -= math.log(product)
     return total / n

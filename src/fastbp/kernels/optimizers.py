@@ -34,7 +34,7 @@ N_HYPER = 6
 
 
 @jit
-def state_floor(tiny, decay):
+def _state_floor(tiny, decay):
     """The value below which a state entry that decays by ``decay`` a step is set to 0 (see optimizer_update)."""
     if decay <= 0.5:
         return tiny * 2.0
@@ -100,7 +100,7 @@ def optimizer_update(
     # Each case is one branch-free loop (frozen parameters by a select), so that LLVM vectorises it.
     if code == SGD:
         momentum = real(hyper[H_MOMENTUM])
-        floor1 = state_floor(tiny, hyper[H_MOMENTUM])
+        floor1 = _state_floor(tiny, hyper[H_MOMENTUM])
         nesterov = hyper[H_NESTEROV] != 0.0
         if momentum == 0.0 and weight_decay == 0.0:
             # plain gradient descent, in the parameters' dtype exactly as gradient_descent_update
@@ -133,8 +133,8 @@ def optimizer_update(
     l2 = real(0.0) if decoupled else weight_decay
     keep1, add1 = real(beta1), real(1.0 - beta1)
     keep2, add2 = real(beta2), real(1.0 - beta2)
-    floor1 = state_floor(tiny, beta1)
-    floor2 = state_floor(tiny, beta2)
+    floor1 = _state_floor(tiny, beta1)
+    floor2 = _state_floor(tiny, beta2)
     if has_frozen:
         for k in range(n):
             old = theta[k]

@@ -4,7 +4,7 @@ every intermediate number of backprop for one sample (one ``LayerTrace`` per lay
 
 import numpy as np
 
-from fastbp.engine import serial as _engine
+from fastbp.engine import _serial as _engine
 from fastbp.nn.layout import Gradients
 
 

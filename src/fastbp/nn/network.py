@@ -7,7 +7,7 @@ the layer (row-major, ``W[i, j]`` = w_ij from unit i below to unit j above)
 then its b.  Gradients use the same layout.
 
 Every method validates its inputs in Python, then runs one compiled function
-of :mod:`fastbp.engine.serial` over buffers made once and reused, so the hot paths
+of :mod:`fastbp.engine._serial` over buffers made once and reused, so the hot paths
 (forward, gradients, step, fit) have no Python loop over samples, units or
 batches.
 """
@@ -17,8 +17,8 @@ import threading
 
 import numpy as np
 
-from fastbp.engine import codegen as _codegen
-from fastbp.engine import serial as _engine
+from fastbp.engine import _codegen
+from fastbp.engine import _serial as _engine
 from fastbp.kernels._jit_utils import all_finite_flat, all_within
 from fastbp.nn import persistence
 from fastbp.nn.activations import init_bound, parse_activation

@@ -1,15 +1,15 @@
 """One ``fit`` run: its buffers and state, run in one compiled call or epoch by epoch, on one
-thread (``fastbp.engine.serial``, or the code generated for small networks) or on several
-(``fastbp.engine.threaded``).
+thread (``fastbp.engine._serial``, or the code generated for small networks) or on several
+(``fastbp.engine._threaded``).
 """
 
 import functools
 
 import numpy as np
 
-from fastbp.engine import serial as _engine
-from fastbp.engine import threaded as _parallel
-from fastbp.engine import threaded_pass, wide
+from fastbp.engine import _serial as _engine
+from fastbp.engine import _threaded as _parallel
+from fastbp.engine import _threaded_pass, _wide
 from fastbp.errors import DivergenceError
 from fastbp.kernels import _sync
 from fastbp.nn.history import History
@@ -162,7 +162,7 @@ class _ThreadState:
 
 
 class _SharedRun(_ThreadState):
-    """The packed buffers of fit runs on several threads (see ``fastbp.engine.threaded``), kept by the network
+    """The packed buffers of fit runs on several threads (see ``fastbp.engine._threaded``), kept by the network
     for the next run with the same batch size and kind of optimizer state."""
 
     def __init__(self, net, batch_size, bounds, has_state1, has_state2, has_frozen):
@@ -172,7 +172,7 @@ class _SharedRun(_ThreadState):
         n_in, h, n_out = (int(s) for s in layout.sizes)
         self.key = (batch_size, tuple(bounds), has_state1, has_state2, has_frozen)
         self.bounds = bounds
-        self.offsets = threaded_pass.block_offsets(layout.sizes, bounds)
+        self.offsets = _threaded_pass.block_offsets(layout.sizes, bounds)
         size = int(self.offsets[-1])
         dtype = net.dtype
         self.params = np.zeros(size, dtype=dtype)
@@ -206,7 +206,7 @@ class _SharedRun(_ThreadState):
         layout = net._layout.packed
         try:
             if self.frozen.shape[0]:
-                threaded_pass.pack(run.frozen, layout, self.bounds, self.offsets, self.frozen)
+                _threaded_pass.pack(run.frozen, layout, self.bounds, self.offsets, self.frozen)
             self.load(run)
 
             def args_of(t):
@@ -224,7 +224,7 @@ class _SharedRun(_ThreadState):
             self.status = _parallel.run_shares(helpers, args_of)
         finally:
             helpers.lock.release()
-        if self.status == threaded_pass.BAD_INPUT:
+        if self.status == _threaded_pass.BAD_INPUT:
             run.check_inputs()
             raise RuntimeError("the threads of fit found a NaN or an infinity in X or D that the check did not")
         self.store(run)
@@ -232,12 +232,12 @@ class _SharedRun(_ThreadState):
 
 
 class _WideRun(_ThreadState):
-    """Per-thread state of fit runs on several threads for any depth (``fastbp.engine.wide``), kept by the
+    """Per-thread state of fit runs on several threads for any depth (``fastbp.engine._wide``), kept by the
     network; the parameters, optimizer state and work buffers are the run's own, shared by the threads."""
 
     def __init__(self, n_threads):
         super().__init__(n_threads)
-        self.partials = np.zeros((2, n_threads * wide.PARTIAL_STRIDE), dtype=np.float64)
+        self.partials = np.zeros((2, n_threads * _wide.PARTIAL_STRIDE), dtype=np.float64)
 
     @classmethod
     def for_run(cls, net, n_threads):
@@ -268,7 +268,7 @@ class _WideRun(_ThreadState):
                     (losses, correct),
                 )  # fmt: skip
 
-            entries = (_parallel._wide_helper_entry, wide.fit_epochs_wide)
+            entries = (_parallel._wide_helper_entry, _wide.fit_epochs_wide)
             self.status = _parallel.run_team(helpers, *entries, args_of, self.n_threads, self.sync, net.dtype)
         finally:
             helpers.lock.release()

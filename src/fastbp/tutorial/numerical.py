@@ -7,7 +7,7 @@ one forward and one backward pass.
 
 import numpy as np
 
-from fastbp.engine import serial as _engine
+from fastbp.engine import _serial as _engine
 from fastbp.nn.layout import Gradients, Workspace
 from fastbp.nn.network import Network
 from fastbp.nn.validation import check_positive_number

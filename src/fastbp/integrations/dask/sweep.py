@@ -9,7 +9,7 @@ import uuid
 import dask.array as da
 import numpy as np
 
-from fastbp.engine.threaded import limit_threads
+from fastbp.engine._threaded import limit_threads
 from fastbp.errors import DivergenceError
 from fastbp.integrations.dask.batching import _check_seed
 from fastbp.integrations.dask.driver import _as_row_arrays, _check_client, _client_scope, _n_threads

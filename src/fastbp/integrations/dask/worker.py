@@ -5,7 +5,7 @@ import threading
 
 import numpy as np
 
-from fastbp.engine.threaded import limit_threads
+from fastbp.engine._threaded import limit_threads
 from fastbp.errors import DivergenceError
 from fastbp.integrations.dask.batching import _local_seed, _piece, _shard_order
 from fastbp.nn.network import Network

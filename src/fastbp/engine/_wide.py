@@ -5,7 +5,7 @@ Thread t of T, in every step of a mini-batch of m samples:
 1. takes rows [m t / T, m (t + 1) / T) of the batch: it gathers them and runs
    on them the forward pass, the loss, the output error term and the error
    terms of every hidden layer, with the weights of the step, into its rows
-   of the shared z, y and delta buffers (``engine.serial``'s formulas);
+   of the shared z, y and delta buffers (``engine._serial``'s formulas);
 2. one barrier: z, y and delta of every sample are there;
 3. takes rows [k t / T, k (t + 1) / T) of every layer's W (k units below it)
    and entries [u t / T, u (t + 1) / T) of its b (u units): their gradient
@@ -27,17 +27,17 @@ So the parameter-sized work of a step (gradient, optimizer state, update),
 which at batch 1 is nearly all of it, is one pass over the parameters split
 across the cores, and the gradient never leaves the cache.  The parameters,
 the optimizer state and the backup stay in the network's layout, so a run may
-go on with ``engine.serial`` in the next epoch.  Every thread adds the partial
+go on with ``engine._serial`` in the next epoch.  Every thread adds the partial
 losses in thread order, so all see the same loss and take the same decision
-on a divergence; the results differ from ``engine.serial``'s only in the
+on a divergence; the results differ from ``engine._serial``'s only in the
 rounding of sums over samples, and do not depend on timing.  The caller makes
-BLAS run on one thread inside each (see ``fastbp.engine.threaded``).
+BLAS run on one thread inside each (see ``fastbp.engine._threaded``).
 """
 
 import math
 
 from fastbp.config import BLAS_MIN_MULTIPLY_ADDS, jit
-from fastbp.engine.serial import (
+from fastbp.engine._serial import (
     as_one_row,
     backup_parts,
     count_correct,
@@ -46,7 +46,7 @@ from fastbp.engine.serial import (
     layer_weights,
     output_error_terms,
 )
-from fastbp.engine.threaded_pass import ENTERED
+from fastbp.engine._threaded_pass import ENTERED
 from fastbp.kernels import _sync
 from fastbp.kernels._blas import gemm_columns, gemm_strided
 from fastbp.kernels._jit_utils import shuffle_in_place
@@ -373,12 +373,12 @@ def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
 
 @jit
 def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
-    """Thread ``team[0]``'s part of ``engine.serial.fit_epochs`` for any network (see the module).
+    """Thread ``team[0]``'s part of ``engine._serial.fit_epochs`` for any network (see the module).
 
     ``team`` = (tid, n_threads, sync, control, entered_before, max_spins): the
     barrier's array (zeros before the first run, not reset between runs that
     ended normally) and the helpers' control array, as in
-    ``engine.threaded_pass.fit_epochs_share``.  ``data`` = (X, D, epoch_lrs,
+    ``engine._threaded_pass.fit_epochs_share``.  ``data`` = (X, D, epoch_lrs,
     batch_size, shuffle, rng_state, order); ``opt_state`` = (opt_code, hyper,
     state1, state2, step_count, frozen); ``bufs`` = (theta, grad, backup,
     backup_valid, work, x_batch, d_batch, partials); ``out`` = (epoch_losses,

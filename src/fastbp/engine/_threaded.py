@@ -43,8 +43,8 @@ import time
 
 import numpy as np
 
-from fastbp.engine.threaded_pass import ENTERED, IDLE_SPINS, fit_epochs_share
-from fastbp.engine.wide import fit_epochs_wide
+from fastbp.engine._threaded_pass import ENTERED, IDLE_SPINS, fit_epochs_share
+from fastbp.engine._wide import fit_epochs_wide
 from fastbp.kernels import _sync
 from fastbp.kernels.activations import SOFTMAX
 
@@ -142,7 +142,7 @@ def set_num_threads(n):
     """Let ``fit`` use up to n threads (1: never more than the caller's); None: back to the default.
 
     Only ``fit`` of networks with one hidden layer, at sizes where it pays,
-    uses more than one thread (see ``fastbp.engine.threaded``).
+    uses more than one thread (see ``fastbp.engine._threaded``).
     """
     global _requested_threads
     if n is None:
@@ -178,7 +178,7 @@ def _bounds(sizes, codes, batch_size, wanted):
     return np.asarray([h * t // n_threads for t in range(n_threads + 1)], dtype=np.int64)
 
 
-# A network of any depth gets the wide threaded fit (``engine.wide``) when a step multiplies at least
+# A network of any depth gets the wide threaded fit (``engine._wide``) when a step multiplies at least
 # MIN_WIDE_STEP_MULTIPLY_ADDS (batch size x parameters, the forward pass's count) or the network has
 # MIN_WIDE_PARAMS parameters: below both, its two barriers a step cost more than the half of the work
 # they save.  Measured (float32 epochs, 2-core VM, 64-w-...-10 ReLU nets, Adam): batch 32 at 41 K

@@ -1,5 +1,5 @@
 """The compiled part of ``fit`` on several threads: one thread's share of every step of a run
-(``fit_epochs_share``), and the packing of the parameters into per-thread blocks.  ``fastbp.engine.threaded``
+(``fit_epochs_share``), and the packing of the parameters into per-thread blocks.  ``fastbp.engine._threaded``
 says how the network is split and runs the shares on its threads.
 """
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from fastbp.config import BLAS_MIN_MULTIPLY_ADDS, jit
-from fastbp.engine.serial import (
+from fastbp.engine._serial import (
     alternating_update,
     as_one_row,
     count_correct,
