@@ -43,115 +43,117 @@ def _exercise(args):
     return EXIT_OK
 
 
+_EXERCISE_DESCRIPTION = (
+    "Work one of the tutorial's exercises (section 7) step by step: each formula in words, then the\n"
+    "numbers of the forward pass, the error E, the error terms delta, every gradient and every updated\n"
+    "weight and bias. The numbers come from fastbp's numba kernels (Network.trace) and are checked\n"
+    "against the pure-Python reference (fastbp.reference)."
+)
+
+
+_EXERCISE_ABOUT = {
+    "1": (
+        "exercise 1: backprop by hand in a 1-2-1 network (ReLU hidden, identity output), parts (a) to (f)",
+        "Exercise 1 (tutorial 7.1): input x; hidden units h1, h2 with ReLU; output y, identity.\n\n"
+        "Defaults: w_11^(1) = 0.5 (x -> h1), w_12^(1) = -0.3 (x -> h2), w_11^(2) = 0.8 (h1 -> y),\n"
+        "w_21^(2) = 0.4 (h2 -> y), all biases 0, x = 1, d = 0.2, eta = 0.1.\n"
+        "The tutorial's weights are illegible in the source; these were chosen so that h1 is active\n"
+        "(z = 0.5 > 0) and h2 is not (z = -0.3 <= 0), so both cases of the ReLU derivative appear.\n"
+        "The input, biases, target and learning rate are the tutorial's.",
+    ),
+    "2": (
+        "exercise 2(b): one backprop step on the XOR network (2-2-1, sigmoid) from all-0.5 weights",
+        "Exercise 2(b) (tutorial 7.2): inputs x_1, x_2; hidden units h1, h2 and output y, all sigmoid.\n\n"
+        "Defaults: the tutorial's weights, all 0.5; biases 0; input x = (1, 0); target d = 1;\n"
+        "learning rate eta = 0.5 (the tutorial gives no biases and no learning rate: these are fastbp's\n"
+        "choice). Exercise 2(a) is `fastbp plot xor-boundary`, 2(c) is `fastbp experiment frozen-hidden`.",
+    ),
+}
+"""Per exercise number: (the one-line help in ``fastbp exercise --help``, the description of its own --help)."""
+
+
+def _network_options(spec):
+    """(name, nargs, metavar, help before the default) of each --option that sets a number of the network.
+
+    nargs is None for the single numbers (--b2, --d): argparse then stores a float, not a list of one.
+    """
+    if spec.n_in == 1:
+        w1_names, x_names = ("W11", "W12"), ("X",)
+        w1_help = "hidden-layer weights w_11^(1) (x -> h1), w_12^(1) (x -> h2)"
+    else:
+        w1_names, x_names = ("W11", "W12", "W21", "W22"), ("X1", "X2")
+        w1_help = "hidden-layer weights w_11^(1), w_12^(1) (from x_1), w_21^(1), w_22^(1) (from x_2)"
+    return (
+        ("w1", len(w1_names), w1_names, w1_help),
+        ("w2", 2, ("W11", "W21"), "output weights w_11^(2) (h1 -> y), w_21^(2) (h2 -> y)"),
+        ("b1", 2, ("B1", "B2"), "hidden biases b_1^(1), b_2^(1)"),
+        ("b2", None, "B", "output bias b^(2)"),
+        ("x", len(x_names), x_names, "the input"),
+        ("d", None, "D", "the target"),
+    )
+
+
+def _add_output_options(parser):
+    """--lang, --digits and --json: how `fastbp exercise N` prints its solution."""
+    parser.add_argument(
+        "--lang",
+        choices=tutorial.LANGUAGES,
+        default="en",
+        help="language of the explanations: en (English, default) or ja (Japanese)",
+    )
+    parser.add_argument(
+        "--digits",
+        type=_positive_int,
+        default=6,
+        help="significant digits of the printed numbers (default 6; --json prints them all)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the numbers as JSON (full precision, layers from 1 to the output) instead",
+    )
+
+
+def _add_exercise_parser(numbers, spec):
+    """The parser of `fastbp exercise N` for the exercise ``spec``, added to the sub-parsers ``numbers``."""
+    short, long = _EXERCISE_ABOUT[spec.number]
+    example = "--w1 0.5 -0.3" if spec.n_in == 1 else "--w1 0.5 -0.3 0.2 -0.1"
+    parser = numbers.add_parser(
+        spec.number,
+        help=short,
+        description=long,
+        epilog=(
+            "w_ij^(l) is the weight from unit i of layer l-1 to unit j of layer l (layer 0: the input).\n"
+            f"Negative values work as they are: fastbp exercise {spec.number} {example}\n\n" + EXIT_CODES
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    defaults = spec.defaults
+    for name, nargs, metavar, what in _network_options(spec):
+        default = " ".join(tutorial.num(v) for v in defaults[name])
+        parser.add_argument(
+            f"--{name}", nargs=nargs, type=_finite_float, metavar=metavar, help=f"{what} (default: {default})"
+        )
+    parser.add_argument(
+        "--lr",
+        type=_positive_float,
+        metavar="ETA",
+        help=f"the learning rate eta, > 0 (default: {tutorial.num(defaults['lr'])})",
+    )
+    _add_output_options(parser)
+    parser.set_defaults(func=_exercise)
+
+
 def _add_exercise_parsers(sub):
     exercise = sub.add_parser(
         "exercise",
         help="work the tutorial's exercise 1 or 2(b) step by step, numbers from the kernels",
-        description=(
-            "Work one of the tutorial's exercises (section 7) step by step: each formula in words, then the\n"
-            "numbers of the forward pass, the error E, the error terms delta, every gradient and every updated\n"
-            "weight and bias. The numbers come from fastbp's numba kernels (Network.trace) and are checked\n"
-            "against the pure-Python reference (fastbp.reference)."
-        ),
+        description=_EXERCISE_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     numbers = exercise.add_subparsers(dest="number", required=True, metavar="{1,2}")
-    about = {
-        "1": (
-            "exercise 1: backprop by hand in a 1-2-1 network (ReLU hidden, identity output), parts (a) to (f)",
-            "Exercise 1 (tutorial 7.1): input x; hidden units h1, h2 with ReLU; output y, identity.\n\n"
-            "Defaults: w_11^(1) = 0.5 (x -> h1), w_12^(1) = -0.3 (x -> h2), w_11^(2) = 0.8 (h1 -> y),\n"
-            "w_21^(2) = 0.4 (h2 -> y), all biases 0, x = 1, d = 0.2, eta = 0.1.\n"
-            "The tutorial's weights are illegible in the source; these were chosen so that h1 is active\n"
-            "(z = 0.5 > 0) and h2 is not (z = -0.3 <= 0), so both cases of the ReLU derivative appear.\n"
-            "The input, biases, target and learning rate are the tutorial's.",
-        ),
-        "2": (
-            "exercise 2(b): one backprop step on the XOR network (2-2-1, sigmoid) from all-0.5 weights",
-            "Exercise 2(b) (tutorial 7.2): inputs x_1, x_2; hidden units h1, h2 and output y, all sigmoid.\n\n"
-            "Defaults: the tutorial's weights, all 0.5; biases 0; input x = (1, 0); target d = 1;\n"
-            "learning rate eta = 0.5 (the tutorial gives no biases and no learning rate: these are fastbp's\n"
-            "choice). Exercise 2(a) is `fastbp plot xor-boundary`, 2(c) is `fastbp experiment frozen-hidden`.",
-        ),
-    }
-    for number, spec in tutorial.EXERCISES.items():
-        dflt = spec.defaults
-        short, long = about[number]
-        example = "--w1 0.5 -0.3" if spec.n_in == 1 else "--w1 0.5 -0.3 0.2 -0.1"
-        p = numbers.add_parser(
-            number,
-            help=short,
-            description=long,
-            epilog=(
-                "w_ij^(l) is the weight from unit i of layer l-1 to unit j of layer l (layer 0: the input).\n"
-                f"Negative values work as they are: fastbp exercise {number} {example}\n\n" + EXIT_CODES
-            ),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        if spec.n_in == 1:
-            w1_names, x_names = ("W11", "W12"), ("X",)
-            w1_help = "hidden-layer weights w_11^(1) (x -> h1), w_12^(1) (x -> h2)"
-        else:
-            w1_names, x_names = ("W11", "W12", "W21", "W22"), ("X1", "X2")
-            w1_help = "hidden-layer weights w_11^(1), w_12^(1) (from x_1), w_21^(1), w_22^(1) (from x_2)"
-
-        def fmt(values):
-            return " ".join(tutorial.num(v) for v in values)
-
-        p.add_argument(
-            "--w1",
-            nargs=len(w1_names),
-            type=_finite_float,
-            metavar=w1_names,
-            help=f"{w1_help} (default: {fmt(dflt['w1'])})",
-        )
-        p.add_argument(
-            "--w2",
-            nargs=2,
-            type=_finite_float,
-            metavar=("W11", "W21"),
-            help=f"output weights w_11^(2) (h1 -> y), w_21^(2) (h2 -> y) (default: {fmt(dflt['w2'])})",
-        )
-        p.add_argument(
-            "--b1",
-            nargs=2,
-            type=_finite_float,
-            metavar=("B1", "B2"),
-            help=f"hidden biases b_1^(1), b_2^(1) (default: {fmt(dflt['b1'])})",
-        )
-        p.add_argument("--b2", type=_finite_float, metavar="B", help=f"output bias b^(2) (default: {fmt(dflt['b2'])})")
-        p.add_argument(
-            "--x",
-            nargs=len(x_names),
-            type=_finite_float,
-            metavar=x_names,
-            help=f"the input (default: {fmt(dflt['x'])})",
-        )
-        p.add_argument("--d", type=_finite_float, metavar="D", help=f"the target (default: {fmt(dflt['d'])})")
-        p.add_argument(
-            "--lr",
-            type=_positive_float,
-            metavar="ETA",
-            help=f"the learning rate eta, > 0 (default: {tutorial.num(dflt['lr'])})",
-        )
-        p.add_argument(
-            "--lang",
-            choices=tutorial.LANGUAGES,
-            default="en",
-            help="language of the explanations: en (English, default) or ja (Japanese)",
-        )
-        p.add_argument(
-            "--digits",
-            type=_positive_int,
-            default=6,
-            help="significant digits of the printed numbers (default 6; --json prints them all)",
-        )
-        p.add_argument(
-            "--json",
-            action="store_true",
-            help="print the numbers as JSON (full precision, layers from 1 to the output) instead",
-        )
-        p.set_defaults(func=_exercise)
+    for spec in tutorial.EXERCISES.values():
+        _add_exercise_parser(numbers, spec)
 
 
 def _xor(args):

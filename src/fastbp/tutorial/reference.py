@@ -34,143 +34,29 @@ Per-layer results (``zs``, ``ys``, ``delta``) are indexed by the tutorial's
 layer number ``l = 0..L``; index 0 is the input layer, which has ``y^(0) = x``
 and no ``z`` or ``delta`` (stored as ``None``).
 
-This module imports only :mod:`math`, never mutates its arguments and always
-returns fresh lists. It is slow by design: use it on small shapes only.
+The activation functions (:func:`activation`, :func:`activation_derivative`,
+:func:`softmax`) are written in :mod:`fastbp.tutorial.reference_activations` and
+the optimizers (:func:`sgd_update`, :func:`adam_update`) in
+:mod:`fastbp.tutorial.reference_optimizers`; both are re-exported here.
+
+These modules import only :mod:`math` (and each other), never mutate their
+arguments and always return fresh lists. They are slow by design: use them on
+small shapes only.
 """
 
 import math
 
-ACTIVATION_NAMES = ("identity", "sigmoid", "tanh", "relu")
-# beyond the tutorial (issue 6): written from their textbook definitions
-EXTRA_ACTIVATION_NAMES = ("leaky_relu", "elu", "softplus", "gelu", "softmax")
+from fastbp.tutorial.reference_activations import (
+    ACTIVATION_NAMES,
+    EXTRA_ACTIVATION_NAMES,
+    _split_spec,
+    activation,
+    activation_derivative,
+    softmax,
+)
+from fastbp.tutorial.reference_optimizers import adam_update, sgd_update
+
 LOSS_NAMES = ("squared_error", "cross_entropy", "binary_cross_entropy")
-_DEFAULT_PARAMETER = {"leaky_relu": 0.01, "elu": 1.0}
-
-
-def _unknown_activation(name):
-    valid = ", ".join(repr(n) for n in ACTIVATION_NAMES + EXTRA_ACTIVATION_NAMES)
-    return ValueError(f"unknown activation {name!r}; valid names are {valid}")
-
-
-def _split_spec(spec):
-    """("leaky_relu", 0.2) from "leaky_relu(0.2)"; (name, default) from a bare name."""
-    name, _, rest = spec.partition("(")
-    name = name.strip()
-    if name not in ACTIVATION_NAMES + EXTRA_ACTIVATION_NAMES:
-        raise _unknown_activation(spec)
-    if rest:
-        return name, float(rest.rstrip().rstrip(")"))
-    return name, _DEFAULT_PARAMETER.get(name, 0.0)
-
-
-def softmax(z):
-    """y_j = e^(z_j) / sum_k e^(z_k) of a whole layer, computed with z_j - max_k z_k (same value, no overflow)."""
-    top = max(z)
-    e = [math.exp(z_j - top) for z_j in z]
-    total = sum(e)
-    return [e_j / total for e_j in e]
-
-
-def _sigmoid(z):
-    # Both branches only ever call exp on a non-positive number, so neither
-    # overflows for any finite z.
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
-def activation(name, z):
-    """Apply the activation function ``f`` named `name` to the scalar `z`.
-
-    Tutorial §2.3: ``sigma(x) = 1 / (1 + e^-x)``, ``tanh(x)``,
-    ``ReLU(x) = max(0, x)``, and the identity ``f(u) = u`` of §4.1.2.
-
-    Parameters
-    ----------
-    name : str
-        One of :data:`ACTIVATION_NAMES`: ``"identity"``, ``"sigmoid"``,
-        ``"tanh"`` or ``"relu"``.
-    z : float
-        The pre-activation ``z_j^(l)``.
-
-    Returns
-    -------
-    float
-        ``y_j^(l) = f(z_j^(l))``. The sigmoid is evaluated as
-        ``e^z / (1 + e^z)`` for ``z < 0`` so that it never overflows.
-
-    Raises
-    ------
-    ValueError
-        If `name` is not a known activation; the message lists the valid names.
-    """
-    name, a = _split_spec(name)
-    if name == "identity":
-        return float(z)
-    if name == "sigmoid":
-        return _sigmoid(z)
-    if name == "tanh":
-        return math.tanh(z)
-    if name == "relu":
-        return float(z) if (z > 0.0 or z != z) else 0.0  # NaN stays NaN, as in numpy and PyTorch
-    if name == "leaky_relu":
-        return float(z) if z > 0.0 else a * z
-    if name == "elu":
-        return float(z) if z > 0.0 else a * (math.exp(z) - 1.0)
-    if name == "softplus":
-        # log(1 + e^z), written so that e^x is only taken of x <= 0
-        return max(z, 0.0) + math.log(1.0 + math.exp(-abs(z)))
-    if name == "gelu":
-        return z * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-    raise ValueError(f"{name!r} is not an elementwise activation (softmax needs the whole layer)")
-
-
-def activation_derivative(name, z):
-    """Derivative ``f'(z)`` of the activation function named `name`.
-
-    Tutorial §2.3: ``sigma'(x) = sigma(x) (1 - sigma(x))``,
-    ``tanh'(x) = 1 - tanh^2(x)``, ``ReLU'(x) = 1 if x > 0 else 0`` (so
-    ``ReLU'(0) = 0``), and ``1`` for the identity (§4.1.2).
-
-    Parameters
-    ----------
-    name : str
-        One of :data:`ACTIVATION_NAMES`.
-    z : float
-        The pre-activation ``z_j^(l)`` (not the output ``y_j^(l)``).
-
-    Returns
-    -------
-    float
-        ``f'(z_j^(l)) = dy_j^(l) / dz_j^(l)``.
-
-    Raises
-    ------
-    ValueError
-        If `name` is not a known activation; the message lists the valid names.
-    """
-    name, a = _split_spec(name)
-    if name == "identity":
-        return 1.0
-    if name == "sigmoid":
-        s = _sigmoid(z)
-        return s * (1.0 - s)
-    if name == "tanh":
-        t = math.tanh(z)
-        return 1.0 - t * t
-    if name == "relu":
-        return 1.0 if z > 0.0 else 0.0
-    if name == "leaky_relu":
-        return 1.0 if z > 0.0 else a
-    if name == "elu":
-        return 1.0 if z > 0.0 else a * math.exp(z)
-    if name == "softplus":
-        return _sigmoid(z)
-    if name == "gelu":
-        # d/dz [z Phi(z)] = Phi(z) + z phi(z)
-        return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))) + z * math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-    raise ValueError(f"{name!r} has no scalar derivative (the softmax Jacobian is a matrix)")
 
 
 def _check_network(weights, biases, activations, n_in):
@@ -627,51 +513,23 @@ def numerical_gradients(weights, biases, activations, X, D, eps=1e-6, loss="squa
     return grad_weights, grad_biases
 
 
-# --------------------------------------------------------------------------
-# Optimizers (beyond the tutorial, issue 6): one update of a flat list of
-# parameters, written from the published rules, one scalar at a time.
-
-
-def sgd_update(params, grads, velocity, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-    """One SGD step on flat lists; returns (new_params, new_velocity).
-
-    ``g = dE/dp + weight_decay p`` (L2); with momentum ``v <- momentum v + g``
-    and the step uses ``v`` (or ``g + momentum v`` for Nesterov); then
-    ``p <- p - lr step``.  With momentum 0 it is the tutorial's
-    ``w <- w - eta dE/dw``.
-    """
-    new_params, new_velocity = [], []
-    for p, dp, v in zip(params, grads, velocity):
-        g = dp + weight_decay * p
-        if momentum:
-            v = momentum * v + g
-            step = g + momentum * v if nesterov else v
-        else:
-            step = g
-        new_params.append(p - lr * step)
-        new_velocity.append(v)
-    return new_params, new_velocity
-
-
-def adam_update(params, grads, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False):
-    """One Adam (``decoupled=True``: AdamW) step on flat lists; returns (new_params, new_m, new_v).
-
-    ``m <- beta1 m + (1 - beta1) g``, ``v <- beta2 v + (1 - beta2) g^2`` with
-    ``g = dE/dp`` (+ ``weight_decay p`` for Adam's L2), then with the bias
-    corrections ``m_hat = m / (1 - beta1^t)``, ``v_hat = v / (1 - beta2^t)``
-    (t = 1 for the first step): ``p <- p - lr m_hat / (sqrt(v_hat) + eps)``.
-    AdamW first shrinks ``p <- p (1 - lr weight_decay)`` instead of the L2 term.
-    """
-    new_params, new_m, new_v = [], [], []
-    for p, dp, m_k, v_k in zip(params, grads, m, v):
-        g = dp if decoupled else dp + weight_decay * p
-        if decoupled:
-            p = p * (1.0 - lr * weight_decay)
-        m_k = beta1 * m_k + (1.0 - beta1) * g
-        v_k = beta2 * v_k + (1.0 - beta2) * g * g
-        m_hat = m_k / (1.0 - beta1**t)
-        v_hat = v_k / (1.0 - beta2**t)
-        new_params.append(p - lr * m_hat / (math.sqrt(v_hat) + eps))
-        new_m.append(m_k)
-        new_v.append(v_k)
-    return new_params, new_m, new_v
+__all__ = [
+    "ACTIVATION_NAMES",
+    "EXTRA_ACTIVATION_NAMES",
+    "LOSS_NAMES",
+    "softmax",
+    "activation",
+    "activation_derivative",
+    "forward",
+    "squared_error",
+    "loss",
+    "output_delta",
+    "hidden_delta",
+    "backward",
+    "gradients",
+    "update",
+    "step",
+    "numerical_gradients",
+    "sgd_update",
+    "adam_update",
+]

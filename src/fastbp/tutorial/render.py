@@ -66,96 +66,108 @@ class _Names:
         return f"{self.s['dE']}{self.b(l, j)}"
 
 
-def render(sol, lang="en", digits=6):
-    """The worked exercise as text, in English ("en") or Japanese ("ja"), numbers to ``digits`` digits."""
-    if lang not in LANGUAGES:
-        raise ValueError(f"lang must be one of {LANGUAGES}, got {lang!r}")
-    T = TEXT[lang]
-    S = SYMBOLS[lang]
-    N = _Names(sol.spec.n_in, lang)
-    times = S["times"]
-    t = sol.trace
-    hid, out = t.layers
+class _Page:
+    """The lines of one rendered solution and what its sections share: texts, symbols, names, number format.
+
+    Exercise 1 is parts (a)-(f); exercise 2(b) is one part, its steps numbered 1.-6. and indented below it:
+    ``sub`` is the indent of a part's heading and ``body`` that of the lines below the heading.
+    """
+
+    def __init__(self, sol, lang, digits):
+        self.sol = sol
+        self.text = TEXT[lang]
+        self.symbols = SYMBOLS[lang]
+        self.names = _Names(sol.spec.n_in, lang)
+        self.digits = digits
+        self.exercise_1 = sol.spec.number == "1"
+        self.parts = self.text["parts1"] if self.exercise_1 else self.text["parts2"]
+        self.sub = "" if self.exercise_1 else "    "
+        self.body = self.sub + "    "
+        self.lines = []
+
+    def add(self, line):
+        self.lines.append(line)
+
+    def num(self, v):
+        return num(v, self.digits)
+
+    def factor(self, v):
+        """num(v), in parentheses when negative (for a factor after the first one)."""
+        s = self.num(v)
+        return f"({s})" if s.startswith("-") else s
+
+    def vector(self, a):
+        a = np.ravel(a)
+        return self.num(a[0]) if a.size == 1 else "(" + ", ".join(self.num(v) for v in a) + ")"
+
+    def product(self, *factors):
+        return self.symbols["times"].join([self.num(factors[0])] + [self.factor(f) for f in factors[1:]])
+
+    def heading(self, k, text):
+        label = f"{self.parts[k]} "
+        self.add(_indent(text, self.sub + label, self.sub + " " * len(label)))
+
+    def note(self, text):
+        self.add(_indent(text, self.body))
+
+    def equations(self, rows):
+        self.lines.extend(_equations(rows, self.body))
+
+    def f_name(self, name):
+        return {"relu": "ReLU", "sigmoid": self.symbols["sigma"], "tanh": "tanh"}[name]
+
+
+def _initial_values(page):
+    """The title, the network, the notation and the initial weights, biases, input, target and eta."""
+    sol, T, S, N, n, add = page.sol, page.text, page.symbols, page.names, page.num, page.add
     W1, W2 = sol.weights
     b1, b2 = sol.biases
     x, d = sol.x, sol.d
-    n_in = sol.spec.n_in
-    f_hidden, f_out = sol.spec.activations
-    exercise_1 = sol.spec.number == "1"
-    lines = []
-    add = lines.append
-
-    def n(v):
-        return num(v, digits)
-
-    def factor(v):
-        """n(v), in parentheses when negative (for a factor after the first one)."""
-        s = n(v)
-        return f"({s})" if s.startswith("-") else s
-
-    def vector(a):
-        a = np.ravel(a)
-        return n(a[0]) if a.size == 1 else "(" + ", ".join(n(v) for v in a) + ")"
-
-    def product(*factors):
-        return times.join([n(factors[0])] + [factor(f) for f in factors[1:]])
-
-    # exercise 1 is parts (a)-(f); exercise 2(b) is one part, its steps numbered 1.-6. and indented below it
-    parts = T["parts1"] if exercise_1 else T["parts2"]
-    sub = "" if exercise_1 else "    "
-    body = sub + "    "
-
-    def heading(k, text):
-        label = f"{parts[k]} "
-        add(_indent(text, sub + label, sub + " " * len(label)))
-
-    def note(text):
-        add(_indent(text, body))
-
-    def equations(rows):
-        lines.extend(_equations(rows, body))
-
-    def f_name(name):
-        return {"relu": "ReLU", "sigmoid": S["sigma"], "tanh": "tanh"}[name]
-
-    # ---- heading, network, notation, initial values
-    add(T["title1"] if exercise_1 else T["title2"])
-    add(T["network1"] if exercise_1 else T["network2"])
+    add(T["title1"] if page.exercise_1 else T["title2"])
+    add(T["network1"] if page.exercise_1 else T["network2"])
     add(T["notation"])
     add("")
-    if not exercise_1:
+    if not page.exercise_1:
         add(T["ex2a"])
         add("")
         add(T["ex2b"].format(x=", ".join(n(v) for v in x), d=n(d[0])))
-    add(sub + T["initial"])
+    add(page.sub + T["initial"])
     unit = ["h1", "h2"]
     rows = []
-    for i in range(n_in):
+    for i in range(sol.spec.n_in):
         for j in range(2):
             rows.append((f"{N.w(1, i + 1, j + 1)} = {n(W1[i, j])}", f"({N.x(i + 1)} {S['to']} {unit[j]})"))
     for j in range(2):
         rows.append((f"{N.w(2, j + 1, 1)} = {n(W2[j, 0])}", f"({unit[j]} {S['to']} y)"))
     width = max(len(a) for a, _ in rows)
     for a, b in rows:
-        add(f"{body}{a.ljust(width)}  {b}")
-    add(f"{body}{N.b(1, 1)} = {n(b1[0])}, {N.b(1, 2)} = {n(b1[1])}, {N.b(2, 1)} = {n(b2[0])}")
-    add(f"{body}x = {vector(x)}, d = {n(d[0])}, {S['eta']} = {n(sol.lr)}")
+        add(f"{page.body}{a.ljust(width)}  {b}")
+    add(f"{page.body}{N.b(1, 1)} = {n(b1[0])}, {N.b(1, 2)} = {n(b1[1])}, {N.b(2, 1)} = {n(b2[0])}")
+    add(f"{page.body}x = {page.vector(x)}, d = {n(d[0])}, {S['eta']} = {n(sol.lr)}")
     if sol.given:
-        note(T["custom"].format(names=", ".join("--" + k for k in sol.given), number=sol.spec.number))
+        page.note(T["custom"].format(names=", ".join("--" + k for k in sol.given), number=sol.spec.number))
     else:
-        note(T["note1"] if exercise_1 else T["note2"])
+        page.note(T["note1"] if page.exercise_1 else T["note2"])
     add("")
 
-    # ---- (a) forward pass
-    heading(0, T["forward"])
-    note(T["forward_relu"] if f_hidden == "relu" else T["forward_sigmoid"])
+
+def _forward_pass(page):
+    """Part (a): z and y of every unit, hidden layer then output."""
+    sol, N, n, product, factor = page.sol, page.names, page.num, page.product, page.factor
+    hid, out = sol.trace.layers
+    W1, W2 = sol.weights
+    b1, b2 = sol.biases
+    x, n_in = sol.x, sol.spec.n_in
+    f_hidden, f_out = sol.spec.activations
+    page.heading(0, page.text["forward"])
+    page.note(page.text["forward_relu"] if f_hidden == "relu" else page.text["forward_sigmoid"])
     rows = []
     for j in range(2):
         terms = " + ".join(f"{N.w(1, i + 1, j + 1)} {N.x(i + 1)}" for i in range(n_in)) + f" + {N.b(1, j + 1)}"
         nums = " + ".join(product(W1[i, j], x[i]) for i in range(n_in)) + f" + {factor(b1[j])}"
         rows.append((N.z(1, j + 1), [terms, nums, n(hid.z[j])]))
     for j in range(2):
-        fn = f_name(f_hidden)
+        fn = page.f_name(f_hidden)
         rows.append((f"h{j + 1} = {N.y(1, j + 1)}", [f"{fn}({N.z(1, j + 1)})", f"{fn}({n(hid.z[j])})", n(hid.y[j])]))
     terms = " + ".join(f"{N.w(2, j + 1, 1)} {N.y(1, j + 1)}" for j in range(2)) + f" + {N.b(2, 1)}"
     nums = " + ".join(product(W2[j, 0], hid.y[j]) for j in range(2)) + f" + {factor(b2[0])}"
@@ -163,31 +175,46 @@ def render(sol, lang="en", digits=6):
     if f_out == "identity":
         rows.append(("y", ["z^(2)", n(out.y[0])]))
     else:
-        fn = f_name(f_out)
+        fn = page.f_name(f_out)
         rows.append(("y", [f"{fn}(z^(2))", f"{fn}({n(out.z[0])})", n(out.y[0])]))
-    equations(rows)
-    add("")
+    page.equations(rows)
+    page.add("")
 
-    # ---- (b) error
-    heading(1, T["error"])
-    equations([("E", ["1/2 (y - d)^2", f"1/2 ({n(out.y[0])} - {factor(d[0])})^2", n(t.E)])])
-    add("")
 
-    # ---- (c) output error term
-    heading(2, T["out_delta"])
-    note(T["out_delta_identity"] if f_out == "identity" else T["out_delta_sigmoid"])
+def _error(page):
+    """Part (b): the squared error E."""
+    sol, n = page.sol, page.num
+    out = sol.trace.layers[1]
+    page.heading(1, page.text["error"])
+    page.equations([("E", ["1/2 (y - d)^2", f"1/2 ({n(out.y[0])} - {page.factor(sol.d[0])})^2", n(sol.trace.E)])])
+    page.add("")
+
+
+def _output_delta(page):
+    """Part (c): the output layer's error term delta^(2)."""
+    sol, T, n, times = page.sol, page.text, page.num, page.symbols["times"]
+    out = sol.trace.layers[1]
+    f_out = sol.spec.activations[1]
+    page.heading(2, T["out_delta"])
+    page.note(T["out_delta_identity"] if f_out == "identity" else T["out_delta_sigmoid"])
     y0 = n(out.y[0])
-    diff = f"({y0} - {factor(d[0])})"
+    diff = f"({y0} - {page.factor(sol.d[0])})"
     if f_out == "identity":
         steps = [f"(y - d){times}1", f"{diff}{times}1", n(out.delta[0])]
     else:
         steps = [f"(y - d){times}y (1 - y)", f"{diff}{times}{y0}{times}(1 - {y0})", n(out.delta[0])]
-    equations([(N.delta(2, 1), steps)])
-    add("")
+    page.equations([(page.names.delta(2, 1), steps)])
+    page.add("")
 
-    # ---- (d) hidden error terms
+
+def _hidden_deltas(page):
+    """Part (d): the hidden layer's error terms delta_j^(1), with a note for each inactive ReLU unit."""
+    sol, T, N, n, product, times = page.sol, page.text, page.names, page.num, page.product, page.symbols["times"]
+    hid, out = sol.trace.layers
+    W2 = sol.weights[1]
+    f_hidden = sol.spec.activations[0]
     slope = T["hidden_delta_relu"] if f_hidden == "relu" else T["hidden_delta_sigmoid"]
-    heading(3, T["hidden_delta"].format(slope=slope))
+    page.heading(3, T["hidden_delta"].format(slope=slope))
     rows = []
     for j in range(2):
         k = j + 1
@@ -208,15 +235,20 @@ def render(sol, lang="en", digits=6):
                 n(hid.delta[j]),
             ]
         rows.append((N.delta(1, k), steps))
-    equations(rows)
+    page.equations(rows)
     if f_hidden == "relu":
         for j in range(2):
             if not hid.z[j] > 0:
-                note(T["relu_dead"].format(j=j + 1, z=n(hid.z[j])))
-    add("")
+                page.note(T["relu_dead"].format(j=j + 1, z=n(hid.z[j])))
+    page.add("")
 
-    # ---- (e) gradients, output layer first (the order backprop computes them)
-    heading(4, T["gradients"])
+
+def _gradients(page):
+    """Part (e): every gradient, output layer first (the order backprop computes them)."""
+    sol, N, n, product, times = page.sol, page.names, page.num, page.product, page.symbols["times"]
+    hid, out = sol.trace.layers
+    x, n_in = sol.x, sol.spec.n_in
+    page.heading(4, page.text["gradients"])
     rows = []
     for j in range(2):
         rows.append(
@@ -240,18 +272,25 @@ def render(sol, lang="en", digits=6):
             )
     for j in range(2):
         rows.append((N.db(1, j + 1), [N.delta(1, j + 1), n(hid.grad_biases[j])]))
-    equations(rows)
+    page.equations(rows)
     for i in range(n_in):
         if n_in > 1 and x[i] == 0:
-            note(T["zero_input"].format(i=i + 1))
-    add("")
+            page.note(page.text["zero_input"].format(i=i + 1))
+    page.add("")
 
-    # ---- (f) update, in the same order
-    heading(5, T["update"].format(lr=n(sol.lr)))
+
+def _update(page):
+    """Part (f): every updated weight and bias, in the order of part (e); a note when the hidden units stay equal."""
+    sol, T, S, N, n = page.sol, page.text, page.symbols, page.names, page.num
+    hid, out = sol.trace.layers
+    W1, W2 = sol.weights
+    b1, b2 = sol.biases
+    n_in = sol.spec.n_in
+    page.heading(5, T["update"].format(lr=n(sol.lr)))
     rows = []
 
     def update_row(name, dname, old, grad, new):
-        return (name, [f"{name} - {S['eta']} {dname}", f"{n(old)} - {product(sol.lr, grad)}", n(new)])
+        return (name, [f"{name} - {S['eta']} {dname}", f"{n(old)} - {page.product(sol.lr, grad)}", n(new)])
 
     for j in range(2):
         rows.append(
@@ -268,35 +307,62 @@ def render(sol, lang="en", digits=6):
     for j in range(2):
         rows.append(update_row(N.b(1, j + 1), N.db(1, j + 1), b1[j], hid.grad_biases[j], hid.new_biases[j]))
     # 'w <- ...' rather than 'w = ...' for the first step: the arrow of the tutorial's update rule
-    for line in _equations(rows, body):
-        add(line.replace(" = ", f" {S['arrow']} ", 1) if line.strip()[:1] != "=" else line)
+    for line in _equations(rows, page.body):
+        page.add(line.replace(" = ", f" {S['arrow']} ", 1) if line.strip()[:1] != "=" else line)
     nw, nb, nw2 = hid.new_weights, hid.new_biases, out.new_weights
     symmetric_before = np.array_equal(W1[:, 0], W1[:, 1]) and b1[0] == b1[1] and W2[0, 0] == W2[1, 0]
     symmetric_after = np.array_equal(nw[:, 0], nw[:, 1]) and nb[0] == nb[1] and nw2[0, 0] == nw2[1, 0]
     if symmetric_before and symmetric_after:
-        add("")
-        note(T["symmetric_before"])
+        page.add("")
+        page.note(T["symmetric_before"])
         same = [f"{N.w(1, i + 1, 1)} = {N.w(1, i + 1, 2)} = {n(nw[i, 0])}" for i in range(n_in)]
         same += [f"{N.b(1, 1)} = {N.b(1, 2)} = {n(nb[0])}", f"{N.w(2, 1, 1)} = {N.w(2, 2, 1)} = {n(nw2[0, 0])}"]
         for k in range(0, len(same), 2):
-            add(body + "    " + ",   ".join(same[k : k + 2]))
-        note(T["symmetric_after"])
-    add("")
+            page.add(page.body + "    " + ",   ".join(same[k : k + 2]))
+        page.note(T["symmetric_after"])
+    page.add("")
 
-    # ---- check: the error after the step
-    add(sub + T["check"])
+
+def _check_after_step(page):
+    """The output and error after the step against before it; exercise 2(c)'s pointer; the cross-check footer."""
+    sol, T, n, add = page.sol, page.text, page.num, page.add
+    t = sol.trace
+    out = t.layers[1]
+    add(page.sub + T["check"])
     rows = [("y", f"{n(sol.y_after[0])}", n(out.y[0])), ("E", f"{n(sol.E_after)}", n(t.E))]
     width = max(len(r[1]) for r in rows)
     for name, after, before in rows:
-        add(f"{body}{name} = {after.ljust(width)}   {T['before'].format(v=before)}")
-    add(sub + (T["after_down"].format(d=n(d[0])) if sol.E_after < t.E else T["after_up"]))
+        add(f"{page.body}{name} = {after.ljust(width)}   {T['before'].format(v=before)}")
+    add(page.sub + (T["after_down"].format(d=n(sol.d[0])) if sol.E_after < t.E else T["after_up"]))
     add("")
-    if not exercise_1:
+    if not page.exercise_1:
         add(T["ex2c"])
         add("")
     if sol.ok:
         add(T["footer"].format(tol=TOLERANCE, diff=sol.max_difference))
-    return "\n".join(lines)
+
+
+_SECTIONS = (
+    _initial_values,
+    _forward_pass,
+    _error,
+    _output_delta,
+    _hidden_deltas,
+    _gradients,
+    _update,
+    _check_after_step,
+)
+"""The sections of the text in the order they are printed; each appends its lines to the page."""
+
+
+def render(sol, lang="en", digits=6):
+    """The worked exercise as text, in English ("en") or Japanese ("ja"), numbers to ``digits`` digits."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang must be one of {LANGUAGES}, got {lang!r}")
+    page = _Page(sol, lang, digits)
+    for section in _SECTIONS:
+        section(page)
+    return "\n".join(page.lines)
 
 
 def mismatch_warning(sol, lang="en"):
