@@ -60,9 +60,9 @@ def build_network(weights, biases, activations, engine):
     """Network.from_weights on the given engine: "generic" (engine._serial) or "specialized" (engine._codegen)."""
     net = fastbp.Network.from_weights(weights, biases, activations)
     if engine == "generic":
-        net._small = None
+        net._passes.small = None
     else:
-        assert net._small_module() is not None, "too big for the specialised code"
+        assert net._passes.small_module() is not None, "too big for the specialised code"
     return net
 
 

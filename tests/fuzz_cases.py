@@ -181,7 +181,7 @@ def architectures(draw):
 def build(engine, sizes, activations, loss, dtype, seed, weight_scale=1.0):
     net = fastbp.Network(sizes, activations, loss=loss, dtype=dtype, seed=seed)
     if engine == "generic":
-        net._small = None
+        net._passes.small = None
     net.flat_parameters[...] *= np.float64(weight_scale).astype(dtype)  # float32 * 1e150 is inf
     return net
 

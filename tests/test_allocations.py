@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent(
     import fastbp
     from fastbp.engine import _serial as _engine
     from fastbp.engine import _threaded as _parallel
-    import fastbp.nn.network as network_module
+    import fastbp.nn.passes as passes_module
     import fastbp.nn.training as training_module
     import fastbp.nn.validation as validation_module
 
@@ -56,9 +56,8 @@ SCRIPT = textwrap.dedent(
 
         return wrapper
 
-    network_module._engine = Recording(_engine)
+    passes_module._engine = Recording(_engine)  # the network's compiled calls
     training_module._engine = Recording(_engine)  # fit's run (the network's other compiled calls: above)
-    network_module.all_finite_flat = recording(network_module.all_finite_flat)
     validation_module.all_finite_flat = recording(validation_module.all_finite_flat)
 
     def unboxing(calls):
@@ -76,8 +75,8 @@ SCRIPT = textwrap.dedent(
     for sizes, acts, n in cases:
         for dtype in (np.float64, np.float32):
             net = fastbp.Network(sizes, acts, dtype=dtype, seed=0)
-            if net._small_module() is not None:  # the architecture-specialised code of small networks
-                net._small = Recording(net._small_module())
+            if net._passes.small_module() is not None:  # the architecture-specialised code of small networks
+                net._passes.small = Recording(net._passes.small_module())
             X = rng.normal(size=(n, sizes[0])).astype(dtype)
             D = rng.normal(size=(n, sizes[-1])).astype(dtype)
             E, g = net.gradients(X, D)

@@ -19,8 +19,8 @@ def xor_net(engine="specialized", dtype=np.float64):
 
 
 def test_small_networks_use_generated_code_and_big_ones_do_not():
-    assert fastbp.Network([2, 2, 1], ["sigmoid", "sigmoid"], seed=0)._small_module() is not None
-    assert fastbp.Network([64, 64, 10], ["tanh", "sigmoid"], seed=0)._small_module() is None
+    assert fastbp.Network([2, 2, 1], ["sigmoid", "sigmoid"], seed=0)._passes.small_module() is not None
+    assert fastbp.Network([64, 64, 10], ["tanh", "sigmoid"], seed=0)._passes.small_module() is None
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -130,7 +130,7 @@ def test_parameterised_activations_round_trip_and_init():
     net = fastbp.Network([4, 50, 3], ["leaky_relu(0.2)", "softmax"], loss="cross_entropy", seed=0)
     assert net.activations == ("leaky_relu(0.2)", "softmax")
     assert np.abs(net.weights[0]).max() <= np.sqrt(6 / 4)  # He for the relu family
-    assert net._small is None  # the generated code covers only the tutorial's activations
+    assert net._passes.small is None  # the generated code covers only the tutorial's activations
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -45,7 +45,7 @@ def test_bad_input_is_refused_and_the_network_is_untouched(engine, what, call, e
     net.step(X, D, lr=0.01)  # buffers exist, so their bytes can be compared too
 
     def state():
-        ws = net._workspace
+        ws = net._passes.workspace
         buffers = b"" if ws is None else ws.z.tobytes() + ws.y.tobytes() + ws.delta.tobytes()
         return net.flat_parameters.tobytes(), net._grad.tobytes(), net._backup.tobytes(), buffers
 

@@ -59,7 +59,7 @@ def train(threads, sizes, activations, loss, X, D, opt_name, dtype=np.float64, *
     finally:
         fastbp.set_num_threads(None)
     # plain gradient descent on a tiny network runs the code generated for it instead
-    generated = net._small_module() is not None and opt.is_plain()
+    generated = net._passes.small_module() is not None and opt.is_plain()
     assert (net._wide_run is not None) == (threads > 1 and not generated)
     return net, history, opt
 

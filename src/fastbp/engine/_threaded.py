@@ -295,19 +295,6 @@ _wide_helper_entry = fit_epochs_wide  # the same for the wide fit
 _ran_before = set()  # the dtypes of threaded runs so far: a first run compiles (or loads) the shares
 
 
-def run_shares(helpers, args_of):
-    """Run :func:`fit_epochs_share` for threads 1..T-1 on the helpers and thread 0 here; thread 0's status.
-
-    ``args_of(t)`` gives thread t's arguments (t, sync, bounds, ..., control); the last two,
-    ``entered_before`` and ``max_spins``, are added here.  See :func:`run_team`.
-    """
-    args0 = args_of(0)
-    return run_team(
-        helpers, _helper_entry, fit_epochs_share, lambda t, entered, spins: (*args_of(t), entered, spins),
-        len(args0[2]) - 1, args0[1], args0[16].dtype,
-    )  # fmt: skip
-
-
 def run_team(helpers, helper_entry, entry, args_of, n_threads, sync, dtype):
     """Run ``helper_entry`` for threads 1..T-1 on the helpers and ``entry`` for thread 0 here, each with
     ``args_of(t, entered_before, max_spins)``; thread 0's status.  BLAS runs on one thread in each.

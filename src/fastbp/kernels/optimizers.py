@@ -87,10 +87,22 @@ def optimizer_update(
     """
     if theta_out is None:
         # In place: the same arrays, so LLVM sees that each entry is read before it is written (as
-        # separate arguments it would guard the SIMD loop with an overlap check that fails).
+        # separate arguments it would guard the SIMD loop with an overlap check that fails).  The two
+        # steps below are inlined into this function (numba's inline="always"), which keeps that so.
         theta_out = theta
         state1_out = state1
         state2_out = state2
+    if code == SGD:
+        _sgd_update(theta, grad, lr, hyper, state1, frozen, theta_out, state1_out)
+    else:
+        _adam_update(
+            code == ADAMW, theta, grad, lr, hyper, state1, state2, t, frozen, theta_out, state1_out, state2_out
+        )
+
+
+@jit(inline="always")
+def _sgd_update(theta, grad, lr, hyper, state1, frozen, theta_out, state1_out):
+    """optimizer_update's SGD step (momentum, Nesterov, L2), written to theta_out and state1_out."""
     n = theta.shape[0]
     has_frozen = frozen.shape[0] > 0
     real = theta.dtype.type  # the coefficients below, rounded once to the parameters' dtype
@@ -98,34 +110,42 @@ def optimizer_update(
     tiny = np.finfo(theta.dtype).tiny  # the smallest normal number: state below it is set to 0
     zero = real(0.0)
     # Each case is one branch-free loop (frozen parameters by a select), so that LLVM vectorises it.
-    if code == SGD:
-        momentum = real(hyper[H_MOMENTUM])
-        floor1 = _state_floor(tiny, hyper[H_MOMENTUM])
-        nesterov = hyper[H_NESTEROV] != 0.0
-        if momentum == 0.0 and weight_decay == 0.0:
-            # plain gradient descent, in the parameters' dtype exactly as gradient_descent_update
-            if has_frozen:
-                for k in range(n):
-                    old = theta[k]
-                    theta_out[k] = old if frozen[k] else old - lr * grad[k]
-            else:
-                for k in range(n):
-                    theta_out[k] = theta[k] - lr * grad[k]
-            return
-        for k in range(n):
-            old = theta[k]
-            keep = has_frozen and frozen[k]
-            g = grad[k] + weight_decay * old
-            if momentum != 0.0:
-                v = momentum * state1[k] + g
-                v = zero if abs(v) < floor1 else v  # (NaN stays NaN)
-                state1_out[k] = state1[k] if keep else v
-                g = g + momentum * v if nesterov else v
-            theta_out[k] = old if keep else old - lr * g
+    momentum = real(hyper[H_MOMENTUM])
+    floor1 = _state_floor(tiny, hyper[H_MOMENTUM])
+    nesterov = hyper[H_NESTEROV] != 0.0
+    if momentum == 0.0 and weight_decay == 0.0:
+        # plain gradient descent, in the parameters' dtype exactly as gradient_descent_update
+        if has_frozen:
+            for k in range(n):
+                old = theta[k]
+                theta_out[k] = old if frozen[k] else old - lr * grad[k]
+        else:
+            for k in range(n):
+                theta_out[k] = theta[k] - lr * grad[k]
         return
+    for k in range(n):
+        old = theta[k]
+        keep = has_frozen and frozen[k]
+        g = grad[k] + weight_decay * old
+        if momentum != 0.0:
+            v = momentum * state1[k] + g
+            v = zero if abs(v) < floor1 else v  # (NaN stays NaN)
+            state1_out[k] = state1[k] if keep else v
+            g = g + momentum * v if nesterov else v
+        theta_out[k] = old if keep else old - lr * g
+
+
+@jit(inline="always")
+def _adam_update(decoupled, theta, grad, lr, hyper, state1, state2, t, frozen, theta_out, state1_out, state2_out):
+    """optimizer_update's Adam step (AdamW's if ``decoupled``), written to theta_out, state1_out, state2_out."""
+    n = theta.shape[0]
+    has_frozen = frozen.shape[0] > 0
+    real = theta.dtype.type
+    weight_decay = real(hyper[H_WEIGHT_DECAY])
+    tiny = np.finfo(theta.dtype).tiny
+    zero = real(0.0)
     beta1 = hyper[H_BETA1]
     beta2 = hyper[H_BETA2]
-    decoupled = code == ADAMW
     step_size = real(lr / (1.0 - beta1**t))
     inv_bias2 = real(1.0 / (1.0 - beta2**t))
     eps = real(hyper[H_EPS])

@@ -118,8 +118,8 @@ class Trace:
 def trace_one(net, X2, D2, lr):
     """The Trace of one validated sample (X2, D2 of one row each), with the step of ``lr`` if not None."""
     grad = np.empty_like(net._theta)
-    with net._lock:
-        ws = net._work(1)
+    with net._passes.lock:
+        ws = net._passes.work(1)
         E = _engine.loss_and_gradient(net._theta, net._layout.packed, X2, D2, ws.work, grad)
         g = Gradients(net._layout, grad)
         layers = []

@@ -7,41 +7,33 @@ the layer (row-major, ``W[i, j]`` = w_ij from unit i below to unit j above)
 then its b.  Gradients use the same layout.
 
 Every method validates its inputs in Python, then runs one compiled function
-of :mod:`fastbp.engine._serial` over buffers made once and reused, so the hot paths
+(through :class:`fastbp.nn.passes.CompiledPasses`) over buffers made once and reused, so the hot paths
 (forward, gradients, step, fit) have no Python loop over samples, units or
 batches.
 """
 
 import math
-import threading
+from operator import attrgetter
 
 import numpy as np
 
-from fastbp.engine import _codegen
-from fastbp.engine import _serial as _engine
-from fastbp.kernels._jit_utils import all_finite_flat, all_within
-from fastbp.nn import persistence
+from fastbp.nn import persistence, training
 from fastbp.nn.activations import init_bound, parse_activation
 from fastbp.nn.history import trace_one
-from fastbp.nn.layout import Gradients, Layout, Workspace
-from fastbp.nn.losses import TARGET_RANGE, check_loss, check_pairing
-from fastbp.nn.optimizers import make_optimizer
-from fastbp.nn.training import _FitRun, fit_per_epoch, frozen_mask
+from fastbp.nn.layout import Gradients, Layout
+from fastbp.nn.losses import check_loss, check_pairing
+from fastbp.nn.passes import CompiledPasses
 from fastbp.nn.validation import (
     as_batch,
-    as_float_array,
     as_inputs_and_targets,
-    as_pair,
     check_activations,
-    check_finite,
     check_float_dtype,
-    check_positive_int,
+    check_gradients_out,
+    check_parameters_finite,
     check_positive_number,
     check_sizes,
+    check_weights_and_biases,
 )
-
-_LAZY = object()
-
 
 _INF = math.inf
 
@@ -98,36 +90,8 @@ class Network:
         The dtype is the arrays' (float32 stays float32; integer arrays become
         float64); mixing float32 and float64 is an error.
         """
-        weights = [np.asarray(w) for w in weights]
-        biases = [np.asarray(b) for b in biases]
-        if len(weights) == 0 or len(weights) != len(biases):
-            raise ValueError(
-                f"need one bias vector per weight matrix, got {len(weights)} weights and {len(biases)} biases"
-            )
-        float_dtypes = {a.dtype for a in weights + biases if a.dtype.kind == "f"}
-        if len(float_dtypes) > 1:
-            raise TypeError(f"weights and biases must share one dtype, got {sorted(str(d) for d in float_dtypes)}")
-        dtype = check_float_dtype(float_dtypes.pop() if float_dtypes else np.float64, "weights dtype")
-        for layer, (w, b) in enumerate(zip(weights, biases)):
-            if w.ndim != 2:
-                raise ValueError(f"weights[{layer}] must be 2-D (n_below, n_above), got shape {w.shape}")
-            if b.shape != (w.shape[1],):
-                raise ValueError(
-                    f"biases[{layer}] must have shape ({w.shape[1]},) to match weights[{layer}], got {b.shape}"
-                )
-            if layer > 0 and w.shape[0] != weights[layer - 1].shape[1]:
-                raise ValueError(
-                    f"weights[{layer}] has {w.shape[0]} rows but layer {layer} has {weights[layer - 1].shape[1]} units"
-                )
-        sizes = check_sizes([weights[0].shape[0]] + [w.shape[1] for w in weights])
-        activations = check_activations(activations, len(weights))
-        converted = []
-        for layer, (w, b) in enumerate(zip(weights, biases)):
-            w = as_float_array(w, f"weights[{layer}]", dtype)
-            b = as_float_array(b, f"biases[{layer}]", dtype)
-            check_finite(w, f"weights[{layer}]")
-            check_finite(b, f"biases[{layer}]")
-            converted.append((w, b))
+        sizes, dtype, converted = check_weights_and_biases(weights, biases)
+        activations = check_activations(activations, len(converted))
         net = cls.__new__(cls)
         net._setup(sizes, activations, check_loss(loss), dtype)
         for layer, (w, b) in enumerate(converted):
@@ -140,59 +104,26 @@ class Network:
         self._sizes = tuple(sizes)
         self._activations = tuple(activations)
         self._loss = loss
-        self._target_range = TARGET_RANGE.get(loss)
         self._dtype = dtype
         self._layout = Layout(sizes, activations, loss)
         self._theta = np.zeros(self._layout.n_params, dtype=dtype)
         self.weights, self.biases = self._layout.split(self._theta)
         self._grad = np.zeros(self._layout.n_params, dtype=dtype)
         self._backup = np.zeros(self._layout.n_params, dtype=dtype)  # fit's copy of the last good parameters
-        self._workspace = None
-        self._shared_run = None  # the buffers of the last fit on several threads (_SharedRun)
+        self._passes = CompiledPasses(self._layout, loss, self._theta, self._grad, dtype)
+        self._shared_run = None  # the buffers of the last fit on several threads (training._SharedRun)
         self._wide_run = None  # the per-thread state of the last fit on several threads for any depth (_WideRun)
         self.optimizer = None  # the optimizer of the last fit
-        self._lock = threading.Lock()
-        self._n_in = sizes[0]
-        self._n_out = sizes[-1]
-        # the architecture-specialised module (see _codegen), loaded on first use; None: use _engine
-        self._small = _LAZY if _codegen.supports(self._layout) else None
 
-    def _small_module(self):
-        if self._small is _LAZY:
-            self._small = _codegen.load(self._sizes, self._layout.codes, self._dtype)
-        return self._small
-
-    # ------------------------------------------------------------ description
-
-    @property
-    def sizes(self):
-        """Units per layer, input first (tuple of int)."""
-        return self._sizes
-
-    @property
-    def activations(self):
-        """Activation name of each non-input layer (tuple of str)."""
-        return self._activations
-
-    @property
-    def loss(self):
-        """The loss's name."""
-        return self._loss
-
-    @property
-    def dtype(self):
-        """np.dtype of every parameter and computation."""
-        return self._dtype
-
-    @property
-    def n_params(self):
-        """Number of weights and biases, N."""
-        return self._layout.n_params
-
-    @property
-    def flat_parameters(self):
-        """All weights and biases as one vector (n_params,); ``weights`` and ``biases`` are views into it."""
-        return self._theta
+    sizes = property(attrgetter("_sizes"), doc="Units per layer, input first (tuple of int).")
+    activations = property(attrgetter("_activations"), doc="Activation name of each non-input layer (tuple of str).")
+    loss = property(attrgetter("_loss"), doc="The loss's name.")
+    dtype = property(attrgetter("_dtype"), doc="np.dtype of every parameter and computation.")
+    n_params = property(attrgetter("_layout.n_params"), doc="Number of weights and biases, N.")
+    flat_parameters = property(
+        attrgetter("_theta"),
+        doc="All weights and biases as one vector (n_params,); weights and biases are views into it.",
+    )
 
     def __repr__(self):
         return (
@@ -207,16 +138,9 @@ class Network:
     def copy(self):
         """An independent network with the same architecture, parameters and compiled engine."""
         twin = Network.from_weights(self.weights, self.biases, self._activations, self._loss)
-        if self._small is None:
-            twin._small = None
+        if self._passes.small is None:
+            twin._passes.small = None
         return twin
-
-    # ------------------------------------------------------------ computing
-
-    def _work(self, n):
-        if self._workspace is None or self._workspace.capacity < n:
-            self._workspace = Workspace(self._layout, n, self._dtype)
-        return self._workspace
 
     def _validate_xd(self, X, D, check_values=True):
         """Validated (X, D, both_1d); also refuses a network whose parameters are not all finite.
@@ -227,17 +151,7 @@ class Network:
 
     def _check_parameters(self):
         """ValueError naming the first weight or bias that is NaN or infinite (e.g. after an edit of a view)."""
-        if all_finite_flat(self._theta):
-            return
-        k = int(np.argmax(~np.isfinite(self._theta)))
-        layout = self._layout
-        layer = int(np.searchsorted(layout.w_offsets, k, side="right")) - 1
-        if k >= layout.b_offsets[layer]:
-            where = f"biases[{layer}][{k - int(layout.b_offsets[layer])}]"
-        else:
-            i, j = divmod(k - int(layout.w_offsets[layer]), self._sizes[layer + 1])
-            where = f"weights[{layer}][{i}, {j}]"
-        raise ValueError(f"the network's parameters must be finite, but {where} is {self._theta[k]}")
+        check_parameters_finite(self._theta, self._layout)
 
     def forward(self, X):
         """The network's output for each sample.
@@ -252,16 +166,7 @@ class Network:
         """
         X2, one_sample = as_batch(X, "X", self._sizes[0], self._dtype)
         self._check_parameters()
-        n = X2.shape[0]
-        with self._lock:
-            small = self._small_module()
-            if small is not None:
-                Y = np.empty((n, self._sizes[-1]), dtype=self._dtype)
-                small.forward(self._theta, X2, Y)
-            else:
-                ws = self._work(n)
-                _engine.forward_pass(self._theta, self._layout.packed, X2, ws.work)
-                Y = ws.rows(ws.y, self._layout, len(self._activations) - 1, n)
+        Y = self._passes.forward(X2)
         return Y[0] if one_sample else Y
 
     def gradients(self, X, D, out=None):
@@ -281,54 +186,15 @@ class Network:
         g : Gradients
             ``g.weights[l]`` = dE/dW and ``g.biases[l]`` = dE/db, shaped like the parameters.
         """
-        if out is not None:
-            if not isinstance(out, Gradients) or out.flat.shape != self._theta.shape or out.flat.dtype != self._dtype:
-                raise TypeError(
-                    f"out must be a Gradients of this network ({self.n_params} {self._dtype} values), got {out!r}"
-                )
-            grad = out.flat
-        else:
-            grad = np.empty_like(self._theta)
+        grad = np.empty_like(self._theta) if out is None else check_gradients_out(out, self._theta)
         E = -1.0
-        if self._direct(X, D):
-            E = self._loss_and_gradient(X, D, grad)
+        passes = self._passes
+        if passes.fits_directly(X, D):
+            E = passes.loss_and_gradient(X, D, grad)
         if not (E >= 0.0 or E != E):
             X2, D2, _ = self._validate_xd(X, D)
-            E = self._loss_and_gradient(X2, D2, grad)
+            E = passes.loss_and_gradient(X2, D2, grad)
         return float(E), out if out is not None else Gradients(self._layout, grad)
-
-    def _loss_and_gradient(self, X, D, grad):
-        """Compiled E and gradient; -1.0 (nothing written) if X or D is empty or holds a non-finite value."""
-        with self._lock:
-            small = self._small_module()
-            if small is not None:
-                return small.loss_and_gradient(self._theta, X, D, grad)
-            ws = self._work(X.shape[0])
-            return _engine.loss_and_gradient(self._theta, self._layout.packed, X, D, ws.work, grad)
-
-    def _direct(self, X, D):
-        """True if X and D can go to compiled code as they are (checked there for emptiness and finiteness).
-
-        Cheap checks only, about 0.3 us: ndarrays of the network's dtype whose
-        shapes fit; for the generic engine also 2-D, C-contiguous and writeable
-        (the compiled functions are typed for that layout).
-        """
-        if type(X) is not np.ndarray or type(D) is not np.ndarray:
-            return False
-        if X.dtype is not self._dtype or D.dtype is not self._dtype:
-            return False
-        xs = X.shape
-        ds = D.shape
-        nd = len(xs)
-        if nd != len(ds) or not (nd == 1 or (nd == 2 and xs[0] == ds[0])):
-            return False
-        if xs[-1] != self._n_in or ds[-1] != self._n_out:
-            return False
-        if self._target_range is not None and not all_within(D, *self._target_range):
-            return False  # the full validation names the entry
-        if self._small is None:
-            return nd == 2 and X.flags.c_contiguous and D.flags.c_contiguous and X.flags.writeable and D.flags.writeable
-        return True
 
     def step(self, X, D, lr=0.1):
         """One gradient-descent step on all weights and biases: w <- w - lr dE/dw, b <- b - lr dE/db.
@@ -345,31 +211,15 @@ class Network:
         E : float
             The batch's loss before the update.
         """
-        # Fast path (about 1 us in all for a small network): arrays of the right dtype whose shapes
-        # match go straight to the compiled step, which checks for non-finite values and empty
-        # input itself and returns -1.0, untouched, if it finds any.  Everything else, and every
-        # error message, goes through the full validation below.
-        if type(lr) is float and 0.0 < lr < _INF and self._direct(X, D):
-            E = self._train_step(X, D, lr)
+        # Fast path (about 1 us for a small network): arrays that fit go straight to the compiled step, which
+        # returns -1.0, untouched, for empty or non-finite input; all else and every error goes the full way.
+        passes = self._passes
+        if type(lr) is float and 0.0 < lr < _INF and passes.fits_directly(X, D):
+            E = passes.train_step(X, D, lr)
             if E >= 0.0 or E != E:
                 return E
         X2, D2, _ = self._validate_xd(X, D)
-        return float(self._train_step(X2, D2, check_positive_number(lr, "lr")))
-
-    def _train_step(self, X, D, lr):
-        """Compiled step; -1.0 (nothing changed) if X or D is empty or X, D or the parameters are not finite."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            small = self._small
-            if small is _LAZY:
-                small = self._small_module()
-            if small is not None:
-                return small.train_step(self._theta, X, D, lr)
-            ws = self._work(X.shape[0])
-            return _engine.train_step(self._theta, self._layout.packed, X, D, self._dtype.type(lr), ws.work, self._grad)
-        finally:
-            lock.release()
+        return float(passes.train_step(X2, D2, check_positive_number(lr, "lr")))
 
     def fit(
         self, X, D, epochs=1, lr=None, batch_size=32, shuffle=True, seed=None, trainable=None, optimizer=None,
@@ -440,57 +290,10 @@ class Network:
         Without validation data, early stopping and callbacks the whole run is
         one compiled call; with them, one compiled call per epoch.
         """
-        X2, D2, _ = self._validate_xd(X, D, check_values=False)  # X and D finite: checked by the run
-        epochs = check_positive_int(epochs, "epochs")
-        if lr is not None:
-            lr = check_positive_number(lr, "lr")
-        opt = make_optimizer(optimizer, lr)
-        batch_size = min(check_positive_int(batch_size, "batch_size"), X2.shape[0])
-        shuffle = bool(shuffle)
-        frozen = frozen_mask(self, trainable)
-        epoch_lrs = np.full(epochs, opt.lr)
-        if lr_schedule is not None:
-            if not callable(lr_schedule):
-                raise TypeError(f"lr_schedule must be callable (epoch -> factor), got {lr_schedule!r}")
-            try:
-                factors = np.array([float(lr_schedule(k)) for k in range(epochs)])
-            except OverflowError as exc:  # e.g. ExponentialDecay(10.0) after 300 epochs: 1e300 ** 2
-                raise ValueError(f"lr_schedule must give finite factors > 0, but it overflowed ({exc})") from exc
-            if not np.all(np.isfinite(factors) & (factors > 0)):
-                raise ValueError(f"lr_schedule must give finite factors > 0, got {factors[~(factors > 0)][:3]}...")
-            epoch_lrs *= factors
-        validation = None
-        if validation_data is not None:
-            Xv, Dv = as_pair(validation_data, "validation_data", "(Xv, Dv)")
-            validation = as_inputs_and_targets(
-                Xv, Dv, self._n_in, self._n_out, self._dtype, loss=self._loss, names=("Xv", "Dv")
-            )[:2]
-        if patience is not None:
-            patience = check_positive_int(patience, "patience")
-            if not (isinstance(min_delta, (int, float)) and np.isfinite(min_delta) and min_delta >= 0):
-                raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
-        callbacks = list(callbacks or [])
-        for cb in callbacks:
-            if not callable(cb):
-                raise TypeError(f"every callback must be callable, got {cb!r}")
-
-        classify = self._loss != "squared_error"
-        unused = opt.state1 is None
-        opt.bind(self.n_params, self._dtype)  # last: every argument is checked before the optimizer is touched
-        run = _FitRun(self, X2, D2, epoch_lrs, batch_size, shuffle, seed, opt, frozen)
-        with self._lock:
-            try:
-                if validation_data is None and patience is None and not callbacks:
-                    run.epochs(0, epochs)
-                    history = run.history(epochs, classify)
-                else:
-                    history = fit_per_epoch(self, run, epochs, classify, validation, patience, min_delta, callbacks)
-            except ValueError:  # X or D not finite, found before the first step: nothing was trained
-                if unused and opt.step_count == 0:
-                    opt.reset()  # the optimizer has no state, as before the call
-                raise
-        self.optimizer = opt
-        return history
+        return training.fit(
+            self, X, D, epochs, lr, batch_size, shuffle, seed, trainable, optimizer,
+            validation_data, patience, min_delta, lr_schedule, callbacks,
+        )  # fmt: skip
 
     def evaluate(self, X, D):
         """The mean loss on (X, D) and, for classification losses, the accuracy (else None).
@@ -505,21 +308,8 @@ class Network:
         (float, float or None)
         """
         X2, D2, _ = self._validate_xd(X, D)
-        with self._lock:
-            return self._evaluate(X2, D2)
-
-    def _evaluate(self, X2, D2):
-        n = X2.shape[0]
-        ws = self._work(n)
-        E = _engine.forward_loss(self._theta, self._layout.packed, X2, D2, ws.work)
-        if self._loss == "squared_error":
-            return float(E), None
-        Y = ws.rows(ws.y, self._layout, len(self._activations) - 1, n)
-        if self._loss == "cross_entropy":
-            right = np.argmax(Y, axis=1) == np.argmax(D2, axis=1)
-        else:
-            right = np.all((Y >= 0.5) == (D2 >= 0.5), axis=1)
-        return float(E), float(np.mean(right))
+        with self._passes.lock:
+            return self._passes.evaluate(X2, D2)
 
     def trace(self, x, d, lr=None):
         """Every intermediate number of backprop for one sample, as in the tutorial.

@@ -13,7 +13,17 @@ from fastbp.engine import _threaded_pass, _wide
 from fastbp.errors import DivergenceError
 from fastbp.kernels import _sync
 from fastbp.nn.history import History
-from fastbp.nn.validation import check_finite
+from fastbp.nn.optimizers import make_optimizer
+from fastbp.nn.validation import (
+    as_inputs_and_targets,
+    as_pair,
+    check_callbacks,
+    check_finite,
+    check_lr_factors,
+    check_min_delta,
+    check_positive_int,
+    check_positive_number,
+)
 
 
 def _seed_bits(seed):
@@ -27,6 +37,53 @@ def _seed_bits(seed):
 def _seed_bits_of_int(seed):
     # default_rng costs ~8 us a call, as much as a small network's epoch; the bits of an int seed never change
     return np.random.default_rng(seed).integers(0, 2**63 - 1, dtype=np.int64)
+
+
+def fit(
+    net, X, D, epochs, lr, batch_size, shuffle, seed, trainable, optimizer, validation_data, patience, min_delta,
+    lr_schedule, callbacks,
+):  # fmt: skip
+    """:meth:`fastbp.Network.fit` (see there): every argument checked before the network or the optimizer is
+    touched, then one compiled call for the whole run, or one an epoch with validation, early stopping or
+    callbacks between them."""
+    X2, D2, _ = net._validate_xd(X, D, check_values=False)  # X and D finite: checked by the run
+    epochs = check_positive_int(epochs, "epochs")
+    if lr is not None:
+        lr = check_positive_number(lr, "lr")
+    opt = make_optimizer(optimizer, lr)
+    batch_size = min(check_positive_int(batch_size, "batch_size"), X2.shape[0])
+    shuffle = bool(shuffle)
+    frozen = frozen_mask(net, trainable)
+    epoch_lrs = np.full(epochs, opt.lr)
+    if lr_schedule is not None:
+        epoch_lrs *= check_lr_factors(lr_schedule, epochs)
+    validation = None
+    if validation_data is not None:
+        Xv, Dv = as_pair(validation_data, "validation_data", "(Xv, Dv)")
+        n_in, n_out = net.sizes[0], net.sizes[-1]
+        validation = as_inputs_and_targets(Xv, Dv, n_in, n_out, net.dtype, loss=net.loss, names=("Xv", "Dv"))[:2]
+    if patience is not None:
+        patience = check_positive_int(patience, "patience")
+        check_min_delta(min_delta)
+    callbacks = check_callbacks(callbacks)
+
+    classify = net.loss != "squared_error"
+    unused = opt.state1 is None
+    opt.bind(net.n_params, net.dtype)  # last: every argument is checked before the optimizer is touched
+    run = _FitRun(net, X2, D2, epoch_lrs, batch_size, shuffle, seed, opt, frozen)
+    with net._passes.lock:
+        try:
+            if validation_data is None and patience is None and not callbacks:
+                run.epochs(0, epochs)
+                history = run.history(epochs, classify)
+            else:
+                history = fit_per_epoch(net, run, epochs, classify, validation, patience, min_delta, callbacks)
+        except ValueError:  # X or D not finite, found before the first step: nothing was trained
+            if unused and opt.step_count == 0:
+                opt.reset()  # the optimizer has no state, as before the call
+            raise
+    net.optimizer = opt
+    return history
 
 
 class _FitRun:
@@ -53,7 +110,7 @@ class _FitRun:
         self.inputs_checked = False
         self.small = None
         if getattr(opt, "is_plain", lambda: False)():
-            self.small = net._small_module()
+            self.small = net._passes.small_module()
         if self.small is not None:
             # the generated code takes one flag per layer (1: frozen), from the first parameter of each
             w_offsets = net._layout.w_offsets
@@ -65,7 +122,7 @@ class _FitRun:
         else:
             self.backup = np.empty(net.n_params + opt.state1.shape[0] + opt.state2.shape[0], dtype=net.dtype)
             self.hyper = opt.hyper()
-            self.ws = net._work(batch_size)
+            self.ws = net._passes.work(batch_size)
             bounds = _parallel.thread_bounds(net._layout, batch_size)
             if bounds is not None:
                 self.shared = _SharedRun.for_run(net, opt, frozen, batch_size, bounds)
@@ -209,19 +266,33 @@ class _SharedRun(_ThreadState):
                 _threaded_pass.pack(run.frozen, layout, self.bounds, self.offsets, self.frozen)
             self.load(run)
 
-            def args_of(t):
-                return (
-                    t, self.sync, self.bounds, self.offsets, layout, run.X, run.D, lrs, run.batch_size, run.shuffle,
-                    self.rng[t], self.orders[t, : run.n], opt.code, run.hyper, self.counts[t], self.frozen, self.params,
-                    self.state1, self.state2, self.grad, self.backup, self.valid[t], self.scratch[t], self.shares,
-                    losses, correct, net._theta, opt.state1, opt.state2, run.backup, pack_backup, not last,
-                    check_inputs, helpers.control,
-                )  # fmt: skip
-
             pack_backup = bool(run.backup_valid[0])
+            split = (self.bounds, self.offsets)
+            net_run = (net._theta, opt.state1, opt.state2, run.backup, pack_backup, not last)
+
+            def args_of(t, entered_before, max_spins):
+                team = (t, n_threads, self.sync, helpers.control, entered_before, max_spins)
+                data = (
+                    run.X,
+                    run.D,
+                    lrs,
+                    run.batch_size,
+                    run.shuffle,
+                    self.rng[t],
+                    self.orders[t, : run.n],
+                    check_inputs,
+                )
+                packed = (
+                    self.params, self.state1, self.state2, self.grad, self.backup, self.valid[t], self.scratch[t],
+                    self.shares, self.frozen,
+                )  # fmt: skip
+                opt_state = (opt.code, run.hyper, self.counts[t])
+                return team, layout, split, data, opt_state, packed, net_run, (losses, correct)
+
             bad = _sync.INPUTS_BAD
             self.sync[bad : bad + 2] = 0  # no thread of this run has started yet
-            self.status = _parallel.run_shares(helpers, args_of)
+            entries = (_parallel._helper_entry, _threaded_pass.fit_epochs_share)
+            self.status = _parallel.run_team(helpers, *entries, args_of, n_threads, self.sync, net.dtype)
         finally:
             helpers.lock.release()
         if self.status == _threaded_pass.BAD_INPUT:
@@ -287,7 +358,7 @@ def fit_per_epoch(net, run, epochs, classify, validation, patience, min_delta, c
         if classify:
             logs["accuracy"] = run.correct[epoch] / run.n
         if validation is not None:
-            E_val, acc_val = net._evaluate(*validation)
+            E_val, acc_val = net._passes.evaluate(*validation)
             val_loss.append(E_val)
             logs["val_loss"] = E_val
             if classify:
@@ -303,11 +374,11 @@ def fit_per_epoch(net, run, epochs, classify, validation, patience, min_delta, c
                 waited += 1
                 stop = waited >= patience
         for cb in callbacks:
-            net._lock.release()  # a callback may use the network
+            net._passes.lock.release()  # a callback may use the network
             try:
                 stop = bool(cb(net, epoch, dict(logs))) or stop
             finally:
-                net._lock.acquire()
+                net._passes.lock.acquire()
         if stop:
             epochs = epoch + 1
             break

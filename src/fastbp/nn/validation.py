@@ -12,6 +12,7 @@ import numpy as np
 
 from fastbp.kernels._jit_utils import all_finite_flat, all_within
 from fastbp.nn.activations import OUTPUT_ONLY, parse_activation
+from fastbp.nn.layout import Gradients
 from fastbp.nn.losses import TARGET_RANGE
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -153,3 +154,86 @@ def check_activations(activations, n_layers):
         if name in OUTPUT_ONLY and layer != n_layers - 1:
             raise ValueError(f"{name!r} can only be the output layer's activation, got it for layer {layer + 1}")
     return activations
+
+
+def check_weights_and_biases(weights, biases):
+    """(sizes, dtype, [(W, b), ...]): checked copies of ``Network.from_weights``' arrays, as float arrays of one
+    dtype (float32 stays float32; integer arrays become float64), each W (n_below, n_above) and b (n_above,)
+    fitting the layer below and finite."""
+    weights = [np.asarray(w) for w in weights]
+    biases = [np.asarray(b) for b in biases]
+    if len(weights) == 0 or len(weights) != len(biases):
+        raise ValueError(f"need one bias vector per weight matrix, got {len(weights)} weights and {len(biases)} biases")
+    float_dtypes = {a.dtype for a in weights + biases if a.dtype.kind == "f"}
+    if len(float_dtypes) > 1:
+        raise TypeError(f"weights and biases must share one dtype, got {sorted(str(d) for d in float_dtypes)}")
+    dtype = check_float_dtype(float_dtypes.pop() if float_dtypes else np.float64, "weights dtype")
+    for layer, (w, b) in enumerate(zip(weights, biases)):
+        if w.ndim != 2:
+            raise ValueError(f"weights[{layer}] must be 2-D (n_below, n_above), got shape {w.shape}")
+        if b.shape != (w.shape[1],):
+            raise ValueError(
+                f"biases[{layer}] must have shape ({w.shape[1]},) to match weights[{layer}], got {b.shape}"
+            )
+        if layer > 0 and w.shape[0] != weights[layer - 1].shape[1]:
+            raise ValueError(
+                f"weights[{layer}] has {w.shape[0]} rows but layer {layer} has {weights[layer - 1].shape[1]} units"
+            )
+    sizes = check_sizes([weights[0].shape[0]] + [w.shape[1] for w in weights])
+    converted = []
+    for layer, (w, b) in enumerate(zip(weights, biases)):
+        w = as_float_array(w, f"weights[{layer}]", dtype)
+        b = as_float_array(b, f"biases[{layer}]", dtype)
+        check_finite(w, f"weights[{layer}]")
+        check_finite(b, f"biases[{layer}]")
+        converted.append((w, b))
+    return sizes, dtype, converted
+
+
+def check_parameters_finite(theta, layout):
+    """ValueError naming the first weight or bias in theta (n_params,) that is NaN or infinite."""
+    if all_finite_flat(theta):
+        return
+    k = int(np.argmax(~np.isfinite(theta)))
+    layer = int(np.searchsorted(layout.w_offsets, k, side="right")) - 1
+    if k >= layout.b_offsets[layer]:
+        where = f"biases[{layer}][{k - int(layout.b_offsets[layer])}]"
+    else:
+        i, j = divmod(k - int(layout.w_offsets[layer]), int(layout.sizes[layer + 1]))
+        where = f"weights[{layer}][{i}, {j}]"
+    raise ValueError(f"the network's parameters must be finite, but {where} is {theta[k]}")
+
+
+def check_gradients_out(out, theta):
+    """out.flat, if ``out`` is a Gradients of a network with parameters like theta (n_params,); else TypeError."""
+    if not isinstance(out, Gradients) or out.flat.shape != theta.shape or out.flat.dtype != theta.dtype:
+        raise TypeError(f"out must be a Gradients of this network ({theta.shape[0]} {theta.dtype} values), got {out!r}")
+    return out.flat
+
+
+def check_lr_factors(lr_schedule, epochs):
+    """float64 (epochs,): ``lr_schedule(k)`` for each epoch k, checked to be finite and > 0."""
+    if not callable(lr_schedule):
+        raise TypeError(f"lr_schedule must be callable (epoch -> factor), got {lr_schedule!r}")
+    try:
+        factors = np.array([float(lr_schedule(k)) for k in range(epochs)])
+    except OverflowError as exc:  # e.g. ExponentialDecay(10.0) after 300 epochs: 1e300 ** 2
+        raise ValueError(f"lr_schedule must give finite factors > 0, but it overflowed ({exc})") from exc
+    if not np.all(np.isfinite(factors) & (factors > 0)):
+        raise ValueError(f"lr_schedule must give finite factors > 0, got {factors[~(factors > 0)][:3]}...")
+    return factors
+
+
+def check_min_delta(min_delta):
+    """ValueError unless min_delta is a finite number >= 0."""
+    if not (isinstance(min_delta, (int, float)) and np.isfinite(min_delta) and min_delta >= 0):
+        raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
+
+
+def check_callbacks(callbacks):
+    """The callbacks as a list, each checked to be callable (None: none)."""
+    callbacks = list(callbacks or [])
+    for cb in callbacks:
+        if not callable(cb):
+            raise TypeError(f"every callback must be callable, got {cb!r}")
+    return callbacks

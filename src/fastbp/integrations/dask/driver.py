@@ -53,7 +53,7 @@ def _check_network(net):
 
 def _spec(net):
     """What a worker needs to rebuild the architecture: (sizes, activations, loss, dtype name, generic engine)."""
-    return (tuple(net.sizes), tuple(net.activations), net.loss, net.dtype.name, net._small is None)
+    return (tuple(net.sizes), tuple(net.activations), net.loss, net.dtype.name, net._passes.small is None)
 
 
 def _check_real(a, name):

@@ -71,7 +71,7 @@ def _worker_network(spec, theta):
         sizes, activations, loss, dtype_name, generic = spec
         net = Network(list(sizes), list(activations), loss=loss, dtype=np.dtype(dtype_name), seed=0)
         if generic:
-            net._small = None
+            net._passes.small = None
         cache[spec] = net
     net.flat_parameters[...] = theta
     return net
