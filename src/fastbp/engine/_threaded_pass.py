@@ -127,7 +127,7 @@ def _block(vector, offsets, tid, length):
     return vector[offsets[tid] : offsets[tid] + length]
 
 
-@jit
+@jit(inline="always")
 def _thread_blocks(tid, offsets, block, packed):
     """Thread tid's blocks (each ``block`` long, or empty) of the packed vectors: (params, grad, state1,
     state2, frozen, and the backup's params, state1 and state2)."""
@@ -145,7 +145,7 @@ def _thread_blocks(tid, offsets, block, packed):
     )
 
 
-@jit
+@jit(inline="always")
 def _scratch_buffers(scratch, cap, n_in, h_t, n_out):
     """A thread's scratch as (x_batch, d_batch, z1, y1, delta1, z2, y2, delta2) flat buffers of ``cap``
     rows each, and w2t, the transposed copy of its W2 (n_out, h_t)."""
@@ -165,7 +165,7 @@ def _scratch_buffers(scratch, cap, n_in, h_t, n_out):
     return x_batch, d_batch, z1_buf, y1_buf, delta1_buf, z2_buf, y2_buf, delta2_buf, w2t
 
 
-@jit
+@jit(inline="always")
 def _layer_views(current, n_in, h_t, n_out):
     """W1 (n_in, h_t), b1 (h_t,), W2 (h_t, n_out), b2 (n_out,) of a thread's block."""
     o_b1 = n_in * h_t
@@ -176,7 +176,7 @@ def _layer_views(current, n_in, h_t, n_out):
     return W1, current[o_b1:o_w2], W2, current[o_b2 : o_b2 + n_out]
 
 
-@jit
+@jit(inline="always")
 def _batch_views(bufs, m, h_t, n_out):
     """z1, y1, delta1 (m, h_t) and z2, y2, delta2 (m, n_out) of a batch of m rows."""
     z1 = bufs[2][: m * h_t].reshape((m, h_t))
@@ -188,7 +188,7 @@ def _batch_views(bufs, m, h_t, n_out):
     return z1, y1, delta1, z2, y2, delta2
 
 
-@jit
+@jit(inline="always")
 def _forward_share(layout, h_t, current, xb, bufs, share):
     """The thread's hidden units for the batch xb (m, n_in), and their share y1 W2 (m, n_out) of z2."""
     sizes, codes, alphas = layout[0], layout[1], layout[2]
@@ -210,7 +210,7 @@ def _forward_share(layout, h_t, current, xb, bufs, share):
                     share[s, j] += y_i * W2[i, j]
 
 
-@jit
+@jit(inline="always")
 def _output_of_shares(layout, h_t, current, shares_now, db, bufs):
     """z2 = the sum of every thread's share + b2, y2 = f(z2), and the batch's loss E against db (m, n_out)."""
     sizes, codes, alphas, loss_code = layout[0], layout[1], layout[2], layout[3]
@@ -236,7 +236,7 @@ def _output_of_shares(layout, h_t, current, shares_now, db, bufs):
     return loss(loss_code, z2, y2, db)
 
 
-@jit
+@jit(inline="always")
 def _backward_and_update(layout, h_t, blocks, in_alt, xb, db, bufs, step):
     """The error terms of the batch, the thread's gradients and its update; the new ``in_alt``.
 
@@ -393,7 +393,7 @@ def fit_epochs_share(team, layout, split, data, opt_state, packed, net_run, out)
     return _leave_together(team, passed, run_from, wait_cycles, status)
 
 
-@jit
+@jit(inline="always")
 def _flag_bad_rows(sync, parity, xb, db, tid, n_threads):
     """Set the step's flag if thread tid's part of the rows of xb or db holds a NaN or an infinity."""
     r0, r1 = xb.shape[0] * tid // n_threads, xb.shape[0] * (tid + 1) // n_threads

@@ -4,8 +4,11 @@ numba does not check bounds, so every shape a kernel relies on is checked
 here.  Each function returns an array the kernels can take as it is: the
 network's dtype, C-contiguous, writeable (numba types read-only arrays
 differently), and never the caller's own array when a copy was needed.
+The checks of the integrations' arguments (scikit-learn's hyperparameters,
+Dask's arrays, configurations and options) are here too.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -237,3 +240,205 @@ def check_callbacks(callbacks):
         if not callable(cb):
             raise TypeError(f"every callback must be callable, got {cb!r}")
     return callbacks
+
+
+def check_instance(value, name, types, description, allow_none=False):
+    """``value`` if it is an instance of ``types`` (or None, with ``allow_none``), else TypeError saying that it
+    must be ``description`` ("a dict", "a fastbp.Network", ...)."""
+    if not (allow_none and value is None) and not isinstance(value, types):
+        raise TypeError(f"{name} must be {description}, got {type(value).__name__}")
+    return value
+
+
+def check_bool(value, name):
+    """``value`` if it is a bool (Python's or numpy's), else TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+def check_bool_or_int(value, name):
+    """``value`` if it is a bool or an integer, else TypeError."""
+    if not isinstance(value, (bool, np.bool_, numbers.Integral)):
+        raise TypeError(f"{name} must be a bool or an int, got {value!r}")
+    return value
+
+
+def check_int_at_least(value, name, low=1):
+    """``value`` as int if it is an integer >= ``low`` (a bool is not), else TypeError/ValueError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_non_negative_int(value, name):
+    """``value`` as int if it is an integer >= 0 (a bool is not), else ValueError, a non-integer included."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def check_seed(seed, required_because=None):
+    """``seed`` as int if it is an integer >= 0, None if it is None, else ValueError.
+    ``required_because``: None is refused too, the message saying why ("with shuffle=True: ...")."""
+    if seed is None:
+        if required_because is not None:
+            raise ValueError(f"seed is required {required_because}")
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
+def check_real_number(value, name, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as float if it is a finite real number with low <= value <= high (``low_open``, ``high_open``:
+    that end excluded; None: no bound), else TypeError/ValueError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    bad = not np.isfinite(value)
+    if low is not None:
+        bad = bad or value < low or (low_open and value == low)
+    if high is not None:
+        bad = bad or value > high or (high_open and value == high)
+    if bad:
+        lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
+        hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
+        raise ValueError(f"{name} must be a finite number with {lo}{name}{hi}, got {value!r}")
+    return value
+
+
+def check_option(value, name, options):
+    """``value`` if it is one of the strings ``options``, else ValueError listing them."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(repr(o) for o in options)}, got {value!r}")
+    return value
+
+
+def check_option_or_none(value, name, options):
+    """``value`` if it is None or in ``options`` (a tuple or dict of names), else ValueError listing them."""
+    if value is not None and value not in options:
+        raise ValueError(f"{name} must be None or one of {', '.join(options)}, got {value!r}")
+    return value
+
+
+def check_either(value, name, options):
+    """``value`` if it is in ``options``, two strings, else ValueError: '``name`` must be "a" or "b"'."""
+    if value not in options:
+        first, second = options
+        raise ValueError(f'{name} must be "{first}" or "{second}", got {value!r}')
+    return value
+
+
+def reject_unsupported(value, name, unsupported, by, advice):
+    """ValueError if ``value == unsupported``: an option a caller may know from elsewhere that ``by`` lacks."""
+    if value == unsupported:
+        raise ValueError(f"{name}={unsupported!r} is not supported by {by}: {advice}")
+
+
+def as_hidden_layer_sizes(value, name="hidden_layer_sizes"):
+    """``value``, an int or a sequence of ints >= 1 (units of each hidden layer), as a list of int."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        sizes = [value]
+    elif isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}")
+    else:
+        sizes = list(value)
+    for s in sizes:
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"{name} must hold integers, got {value!r}")
+        if s < 1:
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+    return [int(s) for s in sizes]
+
+
+def as_row_counts(row_chunks, name="row_chunks"):
+    """``row_chunks``, a sequence of row counts (integers >= 0, one per chunk), as a list of int."""
+    if isinstance(row_chunks, (str, bytes)) or not hasattr(row_chunks, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of row counts (integers >= 0), got {row_chunks!r}")
+    row_chunks = list(row_chunks)
+    if not all(isinstance(c, numbers.Integral) and not isinstance(c, (bool, np.bool_)) for c in row_chunks):
+        raise TypeError(f"{name} must be row counts (integers >= 0), got {row_chunks}")
+    row_chunks = [int(c) for c in row_chunks]
+    if any(c < 0 for c in row_chunks):
+        raise ValueError(f"{name} must be row counts >= 0, got {row_chunks}")
+    return row_chunks
+
+
+def check_known_keys(mapping, name, valid_keys):
+    """ValueError listing the keys of ``mapping`` that are not in ``valid_keys``, if any."""
+    unknown = sorted(set(mapping) - set(valid_keys))
+    if unknown:
+        raise ValueError(f"{name} has unknown keys {unknown}; valid keys are {', '.join(valid_keys)}")
+
+
+def check_required_keys(mapping, name, required):
+    """ValueError listing the keys of ``required`` that ``mapping`` lacks, if any."""
+    missing = [key for key in required if key not in mapping]
+    if missing:
+        raise ValueError(f"{name} needs {' and '.join(missing)}")
+
+
+def check_not_empty(n_items, name, detail):
+    """ValueError '``name`` is empty: ``detail``' if ``n_items`` (its length, or its number of rows) is 0."""
+    if n_items == 0:
+        raise ValueError(f"{name} is empty: {detail}")
+
+
+def as_numpy_array(a, name, description="a numpy array"):
+    """``np.asarray(a)``; TypeError saying that ``a`` must be ``description`` if numpy cannot make an array of it."""
+    try:
+        return np.asarray(a)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be {description}, got {type(a).__name__}") from exc
+
+
+def check_real_dtype(arr, name):
+    """TypeError unless ``arr`` (any array with a numpy dtype: numpy, dask, ...) holds real numbers."""
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
+
+
+def check_2d(arr, name):
+    """ValueError unless ``arr`` is 2-D (n_samples, n_columns)."""
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_columns), got shape {arr.shape}")
+
+
+def check_known_row_chunks(row_chunks, name):
+    """ValueError if a size in ``row_chunks`` (a dask array's ``chunks[0]``) is unknown, i.e. NaN."""
+    if any(math.isnan(c) for c in row_chunks):
+        raise ValueError(f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() first")
+
+
+def check_same_rows(n_first, n_second, names=("X", "D")):
+    """ValueError unless the two arrays ``names`` have as many rows, ``n_first`` and ``n_second``."""
+    if n_first != n_second:
+        raise ValueError(f"{names[0]} has {n_first} rows but {names[1]} has {n_second}")
+
+
+def check_columns(n_columns, name, n_expected, what="features"):
+    """ValueError unless ``name`` has the ``n_expected`` columns (``what``: features, targets per sample) of
+    the network."""
+    if n_columns != n_expected:
+        raise ValueError(f"{name} has {n_columns} {what}, the network expects {n_expected}")
+
+
+def check_same_widths(pair, reference, name, reference_names=("X", "D")):
+    """ValueError unless the 2-D arrays ``pair`` (Xv, Dv) have as many columns as ``reference`` (X, D)."""
+    (Xv, Dv), (X, D) = pair, reference
+    if Xv.shape[1] != X.shape[1] or Dv.shape[1] != D.shape[1]:
+        raise ValueError(
+            f"{name} has {Xv.shape[1]} features and {Dv.shape[1]} targets, "
+            f"{reference_names[0]} and {reference_names[1]} have {X.shape[1]} and {D.shape[1]}"
+        )
+
+
+def check_finite_rows(arr, name, first_row=0):
+    """ValueError naming the first NaN or infinite entry of the 2-D ``arr``, its row counted from ``first_row``
+    (the global row of a chunk's first row)."""
+    if not np.all(np.isfinite(arr)):
+        row, col = (int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ValueError(f"{name} must be finite, but {name}[{first_row + row}, {col}] is {arr[row, col]}")

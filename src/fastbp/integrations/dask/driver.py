@@ -2,9 +2,9 @@
 
 import contextlib
 import math
-import numbers
 import time
 import uuid
+from typing import NamedTuple
 
 import dask
 import dask.array as da
@@ -12,11 +12,25 @@ import numpy as np
 from distributed import Client, LocalCluster, wait
 
 from fastbp.errors import DivergenceError
-from fastbp.integrations.dask.batching import _check_seed, _steps_per_epoch
+from fastbp.integrations.dask.batching import _steps_per_epoch
 from fastbp.integrations.dask.worker import _average_part, _make_shard, _ShardActor, _sync_part
 from fastbp.nn.history import History
 from fastbp.nn.network import Network
-from fastbp.nn.validation import check_positive_int, check_positive_number
+from fastbp.nn.validation import (
+    as_numpy_array,
+    check_2d,
+    check_columns,
+    check_either,
+    check_instance,
+    check_known_row_chunks,
+    check_non_negative_int,
+    check_not_empty,
+    check_positive_int,
+    check_positive_number,
+    check_real_dtype,
+    check_same_rows,
+    check_seed,
+)
 
 MODES = ("sync", "average")
 
@@ -41,13 +55,11 @@ def _client_scope(client):
 
 
 def _check_client(client):
-    if client is not None and not isinstance(client, Client):
-        raise TypeError(f"client must be a dask.distributed.Client or None, got {type(client).__name__}")
+    check_instance(client, "client", Client, "a dask.distributed.Client or None", allow_none=True)
 
 
 def _check_network(net):
-    if not isinstance(net, Network):
-        raise TypeError(f"net must be a fastbp.Network, got {type(net).__name__}")
+    check_instance(net, "net", Network, "a fastbp.Network")
     net._check_parameters()
 
 
@@ -56,19 +68,42 @@ def _spec(net):
     return (tuple(net.sizes), tuple(net.activations), net.loss, net.dtype.name, net._passes.small is None)
 
 
-def _check_real(a, name):
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got an array of dtype {a.dtype}")
-
-
 def _as_arrays(X, D, n_in, n_out):
     """X (n, n_in) and D (n, n_out) as numpy or dask arrays (see :func:`_as_row_arrays`), widths checked."""
     X, D = _as_row_arrays(X, D)
-    if X.shape[1] != n_in:
-        raise ValueError(f"X has {X.shape[1]} features, the network expects {n_in}")
-    if D.shape[1] != n_out:
-        raise ValueError(f"D has {D.shape[1]} targets per sample, the network expects {n_out}")
+    check_columns(X.shape[1], "X", n_in)
+    check_columns(D.shape[1], "D", n_out, "targets per sample")
     return X, D
+
+
+class _Settings(NamedTuple):
+    """The checked arguments of :func:`fit_data_parallel` that say how to train (see its docstring)."""
+
+    mode: str
+    epochs: int
+    lr: float
+    batch_size: int
+    shuffle: bool
+    seed: int | None  # an int whenever shuffle is True
+    retries: int
+    timeout: float | None
+
+
+def _checked_settings(mode, epochs, lr, batch_size, shuffle, seed, retries, timeout):
+    """The arguments as :class:`_Settings`, TypeError/ValueError if one is bad; shuffling without a seed draws
+    one from fresh entropy."""
+    check_either(mode, "mode", MODES)
+    epochs = check_positive_int(epochs, "epochs")
+    lr = check_positive_number(lr, "lr")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    shuffle = bool(shuffle)
+    seed = check_seed(seed)
+    retries = check_non_negative_int(retries, "retries")
+    if timeout is not None:
+        timeout = check_positive_number(timeout, "timeout")
+    if shuffle and seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+    return _Settings(mode, epochs, lr, batch_size, shuffle, seed, retries, timeout)
 
 
 def _n_threads(client):
@@ -216,32 +251,24 @@ def fit_data_parallel(
     """
     _check_network(net)
     _check_client(client)
-    if mode not in MODES:
-        raise ValueError(f'mode must be "sync" or "average", got {mode!r}')
-    epochs = check_positive_int(epochs, "epochs")
-    lr = check_positive_number(lr, "lr")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    shuffle = bool(shuffle)
-    seed = _check_seed(seed)
-    if isinstance(retries, (bool, np.bool_)) or not isinstance(retries, numbers.Integral) or retries < 0:
-        raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
-    if timeout is not None:
-        timeout = check_positive_number(timeout, "timeout")
+    settings = _checked_settings(mode, epochs, lr, batch_size, shuffle, seed, retries, timeout)
     X, D = _as_arrays(X, D, net.sizes[0], net.sizes[-1])
-    if shuffle and seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
-
     theta = net.flat_parameters.copy()
-    spec = _spec(net)
+    losses = _train_on_workers(client, X, D, theta, _spec(net), net.dtype, settings)
+    net.flat_parameters[...] = theta
+    return History(np.asarray(losses), lr=np.full(settings.epochs, settings.lr))
+
+
+def _train_on_workers(client, X, D, theta, spec, dtype, settings):
+    """Load (X, D) into shards on the workers and train ``settings.epochs`` epochs of ``settings.mode`` from
+    theta (n_params,), updated in place; the epochs' losses.  ``client`` None: a LocalCluster for the call."""
     with _client_scope(client) as c:
-        shards, row_chunks = _load_shards(c, X, D, net.dtype, retries)
+        shards, row_chunks = _load_shards(c, X, D, dtype, settings.retries)
         try:
-            run = _sync if mode == "sync" else _average
-            losses = run(c, shards, row_chunks, theta, spec, epochs, lr, batch_size, shuffle, seed, retries, timeout)
+            run = _sync if settings.mode == "sync" else _average
+            return run(c, shards, row_chunks, theta, spec, settings)
         finally:
             c.cancel(shards)
-    net.flat_parameters[...] = theta
-    return History(np.asarray(losses), lr=np.full(epochs, lr))
 
 
 def _submit_theta(client, theta):
@@ -302,11 +329,12 @@ def _actor_round(actors, actor_futures, args, timeout, what):
     return parts
 
 
-def _sync(client, shards, row_chunks, theta, spec, epochs, lr, batch_size, shuffle, seed, retries, timeout):
+def _sync(client, shards, row_chunks, theta, spec, settings):
     """Sync mode.  Each step goes to the shards' actors.  Once an actor fails (its worker died), this step
     and the rest of the epoch go through tasks instead, which Dask reruns, recomputing lost shards from
     their lineage; the next epoch makes new actors.  Both ways run the same :func:`_sync_part` on the
     same shard, so the numbers do not change."""
+    epochs, lr, batch_size, shuffle, seed, retries, timeout = settings[1:]
     n_steps = _steps_per_epoch(sum(row_chunks), batch_size)
     token = uuid.uuid4().hex
     lr_t = theta.dtype.type(lr)
@@ -354,7 +382,10 @@ def _sync(client, shards, row_chunks, theta, spec, epochs, lr, batch_size, shuff
     return losses
 
 
-def _average(client, shards, row_chunks, theta, spec, epochs, lr, batch_size, shuffle, seed, retries, timeout):
+def _average(client, shards, row_chunks, theta, spec, settings):
+    """Average mode: each epoch, every shard trains one local epoch from theta, which becomes their
+    row-weighted average."""
+    epochs, lr, batch_size, shuffle, seed, retries, timeout = settings[1:]
     token = uuid.uuid4().hex
     losses = []
     for epoch in range(epochs):
@@ -386,20 +417,14 @@ def _as_row_arrays(X, D, x_name="X", d_name="D"):
     out = []
     for name, a in ((x_name, X), (d_name, D)):
         if not isinstance(a, da.Array):
-            try:
-                a = np.asarray(a)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"{name} must be a dask array or a numpy array, got {type(a).__name__}") from exc
-        _check_real(a, name)
+            a = as_numpy_array(a, name, "a dask array or a numpy array")
+        check_real_dtype(a, name)
         if a.ndim == 1 and name == d_name:
             a = a.reshape(-1, 1)
-        if a.ndim != 2:
-            raise ValueError(f"{name} must be 2-D (n_samples, n_columns), got shape {a.shape}")
-        if isinstance(a, da.Array) and any(math.isnan(c) for c in a.chunks[0]):
-            raise ValueError(f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() first")
+        check_2d(a, name)
+        if isinstance(a, da.Array):
+            check_known_row_chunks(a.chunks[0], name)
         out.append(a)
-    if out[0].shape[0] != out[1].shape[0]:
-        raise ValueError(f"{x_name} has {out[0].shape[0]} rows but {d_name} has {out[1].shape[0]}")
-    if out[0].shape[0] == 0:
-        raise ValueError(f"{x_name} is empty: it has 0 rows")
+    check_same_rows(out[0].shape[0], out[1].shape[0], (x_name, d_name))
+    check_not_empty(out[0].shape[0], x_name, "it has 0 rows")
     return tuple(out)

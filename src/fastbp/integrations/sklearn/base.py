@@ -1,5 +1,5 @@
-"""What the two estimators share: parameter checks and ``_BaseMLP`` (fit, partial_fit,
-the stochastic solvers, early stopping, the network behind ``coefs_`` and ``intercepts_``).
+"""What the two estimators share: ``_BaseMLP`` (the parameter checks, fit, partial_fit, the stochastic
+solvers, early stopping, the network behind ``coefs_`` and ``intercepts_``).
 """
 
 import contextlib
@@ -16,6 +16,15 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from fastbp.errors import DivergenceError
 from fastbp.nn.network import Network
 from fastbp.nn.optimizers import SGD, Adam
+from fastbp.nn.validation import (
+    as_hidden_layer_sizes,
+    check_bool,
+    check_bool_or_int,
+    check_int_at_least,
+    check_option,
+    check_real_number,
+    reject_unsupported,
+)
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
@@ -36,57 +45,27 @@ _OUTPUT = {  # fastbp output activation, fastbp loss, scikit-learn's name of the
 _MAX_SEED = 2**31 - 1
 
 
-def _is_bool(value):
-    return isinstance(value, (bool, np.bool_))
+def _split_off_validation(X, D, rng, validation_fraction, stratify):
+    """(X, X_val, D, D_val), C-contiguous but D_val: a random ``validation_fraction`` of the rows held out
+    (``stratify``: by its rows' classes, as ``train_test_split``); ValueError if fewer than 2 rows."""
+    X, X_val, D, D_val = train_test_split(X, D, random_state=rng, test_size=validation_fraction, stratify=stratify)
+    if X_val.shape[0] < 2:
+        raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of your dataset.")
+    return np.ascontiguousarray(X), np.ascontiguousarray(X_val), np.ascontiguousarray(D), D_val
 
 
-def _check_real(est, name, low=None, high=None, low_open=False, high_open=False):
-    value = getattr(est, name)
-    if _is_bool(value) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    bad = not np.isfinite(value)
-    if low is not None:
-        bad = bad or value < low or (low_open and value == low)
-    if high is not None:
-        bad = bad or value > high or (high_open and value == high)
-    if bad:
-        lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
-        hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
-        raise ValueError(f"{name} must be a finite number with {lo}{name}{hi}, got {value!r}")
-    return value
-
-
-def _check_int(est, name, low=1):
-    value = getattr(est, name)
-    if _is_bool(value) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_option(est, name, options):
-    value = getattr(est, name)
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(repr(o) for o in options)}, got {value!r}")
-    return value
-
-
-def _hidden_sizes(value):
-    """hidden_layer_sizes (an int or a sequence of ints >= 1) as a list of int."""
-    if isinstance(value, numbers.Integral) and not _is_bool(value):
-        sizes = [value]
-    elif isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints, got {value!r}")
-    else:
-        sizes = list(value)
-    for s in sizes:
-        if _is_bool(s) or not isinstance(s, numbers.Integral):
-            raise TypeError(f"hidden_layer_sizes must hold integers, got {value!r}")
-        if s < 1:
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {value!r}")
-    return [int(s) for s in sizes]
+def _clipped_batch_size(batch_size, n_samples):
+    """The mini-batch size for n_samples rows: "auto" is min(200, n_samples); a larger one is clipped, with
+    scikit-learn's warning."""
+    if batch_size == "auto":
+        return min(200, n_samples)
+    if batch_size > n_samples:
+        warnings.warn(
+            "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+            UserWarning,
+            stacklevel=5,
+        )
+    return min(int(batch_size), n_samples)
 
 
 class _BaseMLP(BaseEstimator):
@@ -145,34 +124,29 @@ class _BaseMLP(BaseEstimator):
 
     def _check_params(self):
         """Validate every hyperparameter (in fit, not in __init__, as scikit-learn requires)."""
-        if self.solver == "lbfgs":
-            raise ValueError(
-                "solver='lbfgs' is not supported by fastbp's MLP estimators: use solver='adam' or 'sgd' "
-                "(or sklearn.neural_network's estimators for L-BFGS)"
-            )
-        _check_option(self, "solver", _SOLVERS)
-        _check_option(self, "activation", tuple(_ACTIVATIONS))
-        _check_option(self, "learning_rate", _LEARNING_RATES)
-        hidden = _hidden_sizes(self.hidden_layer_sizes)
-        _check_real(self, "alpha", 0.0)
+        reject_unsupported(
+            self.solver, "solver", "lbfgs", "fastbp's MLP estimators",
+            "use solver='adam' or 'sgd' (or sklearn.neural_network's estimators for L-BFGS)",
+        )  # fmt: skip
+        check_option(self.solver, "solver", _SOLVERS)
+        check_option(self.activation, "activation", tuple(_ACTIVATIONS))
+        check_option(self.learning_rate, "learning_rate", _LEARNING_RATES)
+        hidden = as_hidden_layer_sizes(self.hidden_layer_sizes)
+        check_real_number(self.alpha, "alpha", 0.0)
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
-            _check_int(self, "batch_size")
-        _check_real(self, "learning_rate_init", 0.0, low_open=True)
-        _check_real(self, "power_t", 0.0)
-        _check_int(self, "max_iter")
-        _check_real(self, "tol", 0.0)
-        _check_real(self, "momentum", 0.0, 1.0, high_open=True)
-        _check_real(self, "validation_fraction", 0.0, 1.0, high_open=True)
-        _check_real(self, "beta_1", 0.0, 1.0, high_open=True)
-        _check_real(self, "beta_2", 0.0, 1.0, high_open=True)
-        _check_real(self, "epsilon", 0.0, low_open=True)
+            check_int_at_least(self.batch_size, "batch_size")
+        check_real_number(self.learning_rate_init, "learning_rate_init", 0.0, low_open=True)
+        check_real_number(self.power_t, "power_t", 0.0)
+        check_int_at_least(self.max_iter, "max_iter")
+        check_real_number(self.tol, "tol", 0.0)
+        for name in ("momentum", "validation_fraction", "beta_1", "beta_2"):
+            check_real_number(getattr(self, name), name, 0.0, 1.0, high_open=True)
+        check_real_number(self.epsilon, "epsilon", 0.0, low_open=True)
         if not (isinstance(self.n_iter_no_change, numbers.Real) and self.n_iter_no_change == np.inf):
-            _check_int(self, "n_iter_no_change")
+            check_int_at_least(self.n_iter_no_change, "n_iter_no_change")
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
-            if not _is_bool(getattr(self, name)):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
-            raise TypeError(f"verbose must be a bool or an int, got {self.verbose!r}")
+            check_bool(getattr(self, name), name)
+        check_bool_or_int(self.verbose, "verbose")
         return hidden
 
     # ------------------------------------------------------------ training
@@ -194,13 +168,9 @@ class _BaseMLP(BaseEstimator):
         self._no_improvement_count = 0
         self._optimizer = None
         if self.early_stopping:
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
-            self.best_loss_ = None
+            self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
         else:
-            self.best_loss_ = np.inf
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
+            self.best_loss_, self.validation_scores_, self.best_validation_score_ = np.inf, None, None
 
     def _set_parameter_views(self):
         # views into the network's parameter vector: they follow training, and edits of them take effect
@@ -255,100 +225,32 @@ class _BaseMLP(BaseEstimator):
         return self
 
     def _fit_stochastic(self, X, D, incremental):
+        """Epochs of mini-batch training on X (n_samples, n_features) and D (n_samples, n_outputs) until
+        scikit-learn's convergence rule stops them, max_iter is reached, or (incremental) after one."""
         net, opt = self._net, self._optimizer
         early_stopping = self.early_stopping
         if early_stopping:
-            if self.validation_scores_ is None:  # warm start of a model first fitted without early stopping
-                self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
-            stratify = D if (self._kind != "regression" and D.shape[1] == 1) else None
-            X, X_val, D, D_val = train_test_split(
-                X, D, random_state=self._rng, test_size=self.validation_fraction, stratify=stratify
-            )
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' or the size of your dataset."
-                )
-            X, D = np.ascontiguousarray(X), np.ascontiguousarray(D)
-            X_val = np.ascontiguousarray(X_val)
-            y_val = self._targets_from_outputs(D_val)
+            X, D, X_val, y_val = self._hold_out_validation_set(X, D)
             best_params = net.flat_parameters.copy()
         elif self.best_loss_ is None:  # warm start of a model first fitted with early stopping
             self.best_loss_ = np.inf
-        n_samples = X.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
-                    UserWarning,
-                    stacklevel=4,
-                )
-            batch_size = min(int(self.batch_size), n_samples)
-        n_batches = -(-n_samples // batch_size)
+        batch_size = _clipped_batch_size(self.batch_size, X.shape[0])
         # scikit-learn adds alpha * W / n_batch to each batch's gradient: the same as weight decay alpha / n_batch
         opt.weight_decay = float(self.alpha) / batch_size
         adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
         invscaling = self.solver == "sgd" and self.learning_rate == "invscaling"
-        loss_scale = 1.0 / D.shape[1] if self._kind == "regression" else 1.0
 
         self.n_iter_ = 0
         for _ in range(self.max_iter):
-            seed = int(self._rng.randint(_MAX_SEED)) if self.shuffle else None
-            try:
-                history = net.fit(X, D, epochs=1, batch_size=batch_size, shuffle=self.shuffle, seed=seed, optimizer=opt)
-            except DivergenceError as exc:
-                raise ValueError(
-                    "Solver produced non-finite parameter weights: the training loss became inf or NaN "
-                    f"in epoch {self.n_iter_ + 1}. The input data may contain large values and need to be "
-                    "preprocessed, or learning_rate_init may be too large."
-                ) from exc
-            self.n_iter_ += 1
-            self.t_ += n_samples
-            penalty = 0.5 * self.alpha * sum(float(np.dot(W.ravel(), W.ravel())) for W in net.weights)
-            self.loss_ = float(history.loss[0]) * loss_scale + penalty * n_batches / n_samples
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-
+            self._train_one_epoch(X, D, batch_size)
             if early_stopping:
-                score = self._validation_score(X_val, y_val)
-                self.validation_scores_.append(score)
-                if self.verbose:
-                    print(f"Validation score: {score:f}")
-                if score < self.best_validation_score_ + self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_params[...] = net.flat_parameters
+                self._track_validation_score(X_val, y_val, best_params)
             else:
-                if self.loss_ > self.best_loss_ - self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                if self.loss_ < self.best_loss_:
-                    self.best_loss_ = self.loss_
-
+                self._track_training_loss()
             if invscaling:
                 opt.lr = float(self.learning_rate_init) / (self.t_ + 1) ** float(self.power_t)
-
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = "Validation score" if early_stopping else "Training loss"
-                msg = (
-                    f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} consecutive epochs."
-                )
-                if adaptive and opt.lr > 1e-6:
-                    opt.lr /= 5.0
-                    self._no_improvement_count = 0
-                    if self.verbose:
-                        print(f"{msg} Setting learning rate to {opt.lr:f}")
-                else:
-                    if self.verbose:
-                        print(f"{msg} Stopping." if not adaptive else f"{msg} Learning rate too small. Stopping.")
-                    break
-
+            if self._no_improvement_count > self.n_iter_no_change and self._stop_on_plateau(adaptive):
+                break
             if incremental:
                 break
             if self.n_iter_ == self.max_iter:
@@ -360,6 +262,80 @@ class _BaseMLP(BaseEstimator):
                 )
         if early_stopping:
             net.flat_parameters[...] = best_params
+
+    def _hold_out_validation_set(self, X, D):
+        """(X, D, X_val, y_val): (X, D) less a held-out ``validation_fraction`` of its rows; y_val: their targets."""
+        if self.validation_scores_ is None:  # warm start of a model first fitted without early stopping
+            self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
+        stratify = D if (self._kind != "regression" and D.shape[1] == 1) else None
+        X, X_val, D, D_val = _split_off_validation(X, D, self._rng, self.validation_fraction, stratify)
+        return X, D, X_val, self._targets_from_outputs(D_val)
+
+    def _train_one_epoch(self, X, D, batch_size):
+        """One epoch of the network's ``fit`` on (X, D); ``loss_`` becomes scikit-learn's: the mean batch loss
+        (the squared error divided by the outputs) plus the L2 penalty."""
+        net = self._net
+        n_samples = X.shape[0]
+        seed = int(self._rng.randint(_MAX_SEED)) if self.shuffle else None
+        try:
+            history = net.fit(
+                X, D, epochs=1, batch_size=batch_size, shuffle=self.shuffle, seed=seed, optimizer=self._optimizer
+            )
+        except DivergenceError as exc:
+            raise ValueError(
+                "Solver produced non-finite parameter weights: the training loss became inf or NaN "
+                f"in epoch {self.n_iter_ + 1}. The input data may contain large values and need to be "
+                "preprocessed, or learning_rate_init may be too large."
+            ) from exc
+        self.n_iter_ += 1
+        self.t_ += n_samples
+        n_batches = -(-n_samples // batch_size)
+        loss_scale = 1.0 / D.shape[1] if self._kind == "regression" else 1.0
+        penalty = 0.5 * self.alpha * sum(float(np.dot(W.ravel(), W.ravel())) for W in net.weights)
+        self.loss_ = float(history.loss[0]) * loss_scale + penalty * n_batches / n_samples
+        self.loss_curve_.append(self.loss_)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+
+    def _track_validation_score(self, X_val, y_val, best_params):
+        """Early stopping: score the epoch on the held-out set; keep the best parameters in best_params
+        (n_params,)."""
+        score = self._validation_score(X_val, y_val)
+        self.validation_scores_.append(score)
+        if self.verbose:
+            print(f"Validation score: {score:f}")
+        if score < self.best_validation_score_ + self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if score > self.best_validation_score_:
+            self.best_validation_score_ = score
+            best_params[...] = self._net.flat_parameters
+
+    def _track_training_loss(self):
+        """Without early stopping: count the epochs whose loss_ did not improve on best_loss_ by tol."""
+        if self.loss_ > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if self.loss_ < self.best_loss_:
+            self.best_loss_ = self.loss_
+
+    def _stop_on_plateau(self, adaptive):
+        """After n_iter_no_change epochs without improvement: True to stop, False when the adaptive schedule
+        divides the learning rate by 5 instead (while it is above 1e-6)."""
+        opt = self._optimizer
+        what = "Validation score" if self.early_stopping else "Training loss"
+        msg = f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} consecutive epochs."
+        if adaptive and opt.lr > 1e-6:
+            opt.lr /= 5.0
+            self._no_improvement_count = 0
+            if self.verbose:
+                print(f"{msg} Setting learning rate to {opt.lr:f}")
+            return False
+        if self.verbose:
+            print(f"{msg} Stopping." if not adaptive else f"{msg} Learning rate too small. Stopping.")
+        return True
 
     # ------------------------------------------------------------ prediction
 

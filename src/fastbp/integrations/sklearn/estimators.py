@@ -8,7 +8,8 @@ from sklearn.utils import column_or_1d
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import validate_data
 
-from fastbp.integrations.sklearn.base import _BaseMLP, _check_option
+from fastbp.integrations.sklearn.base import _BaseMLP
+from fastbp.nn.validation import check_option, reject_unsupported
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
@@ -116,9 +117,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.loss = loss
 
     def _check_params(self):
-        if self.loss == "poisson":
-            raise ValueError("loss='poisson' is not supported by fastbp's MLPRegressor: use loss='squared_error'")
-        _check_option(self, "loss", ("squared_error",))
+        reject_unsupported(self.loss, "loss", "poisson", "fastbp's MLPRegressor", "use loss='squared_error'")
+        check_option(self.loss, "loss", ("squared_error",))
         return super()._check_params()
 
     def _validate_input(self, X, y, incremental, reset):
