@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import fastbp
 from fastbp import reference
+from fastbp.nn.activations import ACTIVATIONS
 
 from conftest import ENGINES, RTOL, SMALL_ARCHITECTURES, assert_close, build_network, networks, to_lists
 
@@ -40,11 +41,11 @@ def test_same_seed_same_network_and_different_seed_differs():
     assert not np.array_equal(a.flat_parameters, c.flat_parameters)
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity"])
+@pytest.mark.parametrize("activation", [name for name, row in ACTIVATIONS.items() if not row.output_only])
 def test_default_initialisation_bounds(activation):
     net = fastbp.Network([300, 200, 5], [activation, activation], seed=0)
     W = net.weights[0]
-    bound = np.sqrt(6 / 300) if activation == "relu" else np.sqrt(6 / 500)
+    bound = {"he": np.sqrt(6 / 300), "glorot": np.sqrt(6 / 500)}[ACTIVATIONS[activation].init]
     assert np.abs(W).max() <= bound
     assert np.abs(W).max() > 0.95 * bound  # uniform over the whole range
     assert abs(W.mean()) < 0.01

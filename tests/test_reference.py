@@ -120,7 +120,7 @@ def test_sigmoid_does_not_overflow(z):
     assert s == (1.0 if z > 0 else pytest.approx(0.0, abs=1e-300))
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "tanh", "identity"])
+@pytest.mark.parametrize("name", [name for name in reference.ACTIVATION_NAMES if name != "relu"])  # the smooth ones
 @pytest.mark.parametrize("z", [-2.5, -0.3, 0.0, 0.7, 3.0])
 def test_smooth_derivatives_match_finite_differences(name, z):
     h = 1e-6

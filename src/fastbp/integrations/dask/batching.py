@@ -1,10 +1,8 @@
 """Which global rows form each sync-mode mini-batch, on the driver and the workers alike."""
 
-import numbers
-
 import numpy as np
 
-from fastbp.nn.validation import check_positive_int
+from fastbp.nn.validation import as_row_counts, check_positive_int, check_seed
 
 
 def _steps_per_epoch(n_rows, batch_size):
@@ -61,17 +59,10 @@ def batch_rows(row_chunks, batch_size, epoch=0, shuffle=False, seed=None):
         K int64 arrays of global row indices; ``net.step(X[rows], D[rows], lr)``
         for each in turn is what one sync-mode epoch computes.
     """
-    if isinstance(row_chunks, (str, bytes)) or not hasattr(row_chunks, "__iter__"):
-        raise TypeError(f"row_chunks must be a sequence of row counts (integers >= 0), got {row_chunks!r}")
-    row_chunks = list(row_chunks)
-    if not all(isinstance(c, numbers.Integral) and not isinstance(c, (bool, np.bool_)) for c in row_chunks):
-        raise TypeError(f"row_chunks must be row counts (integers >= 0), got {row_chunks}")
-    row_chunks = [int(c) for c in row_chunks]
-    if any(c < 0 for c in row_chunks):
-        raise ValueError(f"row_chunks must be row counts >= 0, got {row_chunks}")
+    row_chunks = as_row_counts(row_chunks)
     batch_size = check_positive_int(batch_size, "batch_size")
     if shuffle:
-        seed = _check_seed(seed, required=True)
+        seed = check_seed(seed, required_because="with shuffle=True: the same seed gives the same batches")
     n_steps = _steps_per_epoch(sum(row_chunks), batch_size)
     offsets = np.concatenate([[0], np.cumsum(row_chunks)]).astype(np.int64)
     orders = [_shard_order(n, shuffle, seed, epoch, s) for s, n in enumerate(row_chunks)]
@@ -84,13 +75,3 @@ def batch_rows(row_chunks, batch_size, epoch=0, shuffle=False, seed=None):
             parts.append(offsets[s] + local)
         batches.append(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
     return batches
-
-
-def _check_seed(seed, required=False):
-    if seed is None:
-        if required:
-            raise ValueError("seed is required with shuffle=True: the same seed gives the same batches")
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
-    return int(seed)

@@ -2,7 +2,6 @@
 
 import contextlib
 import math
-import numbers
 import time
 import uuid
 
@@ -11,12 +10,25 @@ import numpy as np
 
 from fastbp.engine._threaded import limit_threads
 from fastbp.errors import DivergenceError
-from fastbp.integrations.dask.batching import _check_seed
 from fastbp.integrations.dask.driver import _as_row_arrays, _check_client, _client_scope, _n_threads
 from fastbp.nn.network import Network
 from fastbp.nn.optimizers import OPTIMIZERS
 from fastbp.nn.training import frozen_mask
-from fastbp.nn.validation import as_float_array, as_pair, check_finite, check_positive_int, check_positive_number
+from fastbp.nn.validation import (
+    as_float_array,
+    as_pair,
+    check_columns,
+    check_finite,
+    check_known_keys,
+    check_non_negative_int,
+    check_not_empty,
+    check_option_or_none,
+    check_positive_int,
+    check_positive_number,
+    check_required_keys,
+    check_same_widths,
+    check_seed,
+)
 
 _CONFIG_DEFAULTS = dict(
     loss="squared_error", dtype="float64", seed=None, lr=None, epochs=1, batch_size=32, shuffle=True, optimizer=None,
@@ -80,12 +92,8 @@ def _check_config(i, config, n_in, n_out, checked):
     """The configuration with defaults filled in; TypeError/ValueError naming configs[i] if it is not valid."""
     if not isinstance(config, dict):
         raise TypeError(f"configs[{i}] must be a dict, got {type(config).__name__}")
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
-    if unknown:
-        raise ValueError(f"configs[{i}] has unknown keys {unknown}; valid keys are {', '.join(CONFIG_KEYS)}")
-    missing = [key for key in ("sizes", "activations") if key not in config]
-    if missing:
-        raise ValueError(f"configs[{i}] needs {' and '.join(missing)}")
+    check_known_keys(config, f"configs[{i}]", CONFIG_KEYS)
+    check_required_keys(config, f"configs[{i}]", ("sizes", "activations"))
     full = dict(_CONFIG_DEFAULTS, **config)
     try:
         arch = (
@@ -97,17 +105,14 @@ def _check_config(i, config, n_in, n_out, checked):
         if arch not in checked:
             checked[arch] = Network(list(arch[0]), full["activations"], loss=arch[2], dtype=arch[3], seed=0)
         net = checked[arch]
-        if net.sizes[0] != n_in:
-            raise ValueError(f"X has {n_in} features, the network expects {net.sizes[0]}")
-        if net.sizes[-1] != n_out:
-            raise ValueError(f"D has {n_out} targets per sample, the network expects {net.sizes[-1]}")
-        _check_seed(full["seed"])
+        check_columns(n_in, "X", net.sizes[0])
+        check_columns(n_out, "D", net.sizes[-1], "targets per sample")
+        check_seed(full["seed"])
         if full["lr"] is not None:
             check_positive_number(full["lr"], "lr")
         check_positive_int(full["epochs"], "epochs")
         check_positive_int(full["batch_size"], "batch_size")
-        if full["optimizer"] is not None and full["optimizer"] not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be None or one of {', '.join(OPTIMIZERS)}, got {full['optimizer']!r}")
+        check_option_or_none(full["optimizer"], "optimizer", OPTIMIZERS)
         if full["trainable"] is not None:
             full["trainable"] = [bool(f) if isinstance(f, np.bool_) else f for f in full["trainable"]]
             frozen_mask(net, full["trainable"])
@@ -263,22 +268,16 @@ def sweep(
     """
     _check_client(client)
     configs = list(configs)
-    if not configs:
-        raise ValueError("configs is empty: give at least one configuration")
+    check_not_empty(len(configs), "configs", "give at least one configuration")
     X, D = _as_row_arrays(X, D)
     validation = None
     if validation_data is not None:
         validation = _as_row_arrays(*as_pair(validation_data, "validation_data", "(Xv, Dv)"), "Xv", "Dv")
-        if validation[0].shape[1] != X.shape[1] or validation[1].shape[1] != D.shape[1]:
-            raise ValueError(
-                f"validation_data has {validation[0].shape[1]} features and {validation[1].shape[1]} targets, "
-                f"X and D have {X.shape[1]} and {D.shape[1]}"
-            )
+        check_same_widths(validation, (X, D), "validation_data")
     checked = {}
     full = [_check_config(i, cfg, X.shape[1], D.shape[1], checked) for i, cfg in enumerate(configs)]
     return_parameters = bool(return_parameters)
-    if isinstance(retries, (bool, np.bool_)) or not isinstance(retries, numbers.Integral) or retries < 0:
-        raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+    retries = check_non_negative_int(retries, "retries")
     if configs_per_task is not None:
         configs_per_task = check_positive_int(configs_per_task, "configs_per_task")
 

@@ -9,7 +9,7 @@ from fastbp.engine._threaded import limit_threads
 from fastbp.errors import DivergenceError
 from fastbp.integrations.dask.batching import _local_seed, _piece, _shard_order
 from fastbp.nn.network import Network
-from fastbp.nn.validation import as_float_array
+from fastbp.nn.validation import as_float_array, check_finite_rows
 
 
 class _Shard:
@@ -47,10 +47,8 @@ def _make_shard(x_block, d_block, index, offset, dtype_name):
     D = as_float_array(d_block, "D", dtype)
     if D.ndim == 1:
         D = D.reshape(-1, 1)
-    for name, arr in (("X", X), ("D", D)):
-        if not np.all(np.isfinite(arr)):
-            row, col = (int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-            raise ValueError(f"{name} must be finite, but {name}[{offset + row}, {col}] is {arr[row, col]}")
+    check_finite_rows(X, "X", offset)
+    check_finite_rows(D, "D", offset)
     return _Shard(index, offset, X, D)
 
 
