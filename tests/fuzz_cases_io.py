@@ -176,7 +176,7 @@ def run_load(case):
 SKLEARN_PARAMS = {
     "hidden_layer_sizes": ([(5,), (4, 3), [3]], [(), 0, (-1,), (2.5,), "5", None]),
     "activation": (["relu", "tanh", "logistic", "identity"], ["softmax", "gelu", None]),
-    "solver": (["adam", "sgd"], ["lbfgs", "newton", None]),
+    "solver": (["adam", "sgd", "lbfgs"], ["newton", None]),
     "alpha": ([1e-4, 0.0, 0.1], [-1.0, math.nan, "x"]),
     "batch_size": (["auto", 2, 1000], [0, -1, 2.5]),
     "learning_rate": (["constant", "invscaling", "adaptive"], ["cyclic"]),
@@ -282,6 +282,9 @@ def run_sklearn(case):
     method = case["method"]
     if method == "predict_proba" and case["kind"] == "MLPRegressor":
         method = "predict"
+    if method == "partial_fit" and case["kind"] == "MLPClassifier" and est.get_params()["solver"] == "lbfgs":
+        # as in scikit-learn, the classifier has no partial_fit for a non-stochastic solver
+        return ("correct result", None) if not hasattr(est, "partial_fit") else ("silent wrong answer", "partial_fit")
     calls = {
         "fit": lambda: est.fit(X, y),
         "refit": lambda: est.fit(X, y).fit(X, y),

@@ -319,8 +319,10 @@ def test_pickle_deepcopy_and_parameter_views():
 
 def test_bad_parameters_raise_in_fit():
     X, y = sine(50)
-    with pytest.raises(ValueError, match="lbfgs"):
-        MLPRegressor(solver="lbfgs").fit(X, y)
+    with pytest.raises(ValueError, match="solver"):
+        MLPRegressor(solver="newton").fit(X, y)
+    with pytest.raises(ValueError, match="max_fun"):
+        MLPRegressor(solver="lbfgs", max_fun=0).fit(X, y)
     with pytest.raises(ValueError, match="poisson"):
         MLPRegressor(loss="poisson").fit(X, y)
     with pytest.raises(ValueError, match="activation"):
@@ -370,3 +372,67 @@ def test_a_refused_fit_or_partial_fit_leaves_the_estimator_as_it_was(fitted):
             call()
         assert set(vars(est)) == set(before)
         assert all(np.array_equal(a, b) for a, b in zip(getattr(est, "coefs_", []), coefs))
+
+
+@pytest.mark.parametrize("kind", ["regression", "multiclass", "binary"])
+def test_lbfgs_objective_matches_scikit_learn_and_central_differences(kind):
+    """The L-BFGS objective and gradient at the same parameters: scikit-learn's _loss_grad_lbfgs (first
+    oracle) and central differences of the objective (second)."""
+    import sklearn.neural_network as skn
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 4))
+    targets = {"regression": rng.normal(size=(30, 2)), "multiclass": rng.integers(0, 3, 30)}
+    y = targets.get(kind, rng.integers(0, 2, 30))
+    regression = kind == "regression"
+    ours_cls, theirs_cls = (MLPRegressor, skn.MLPRegressor) if regression else (MLPClassifier, skn.MLPClassifier)
+    kwargs = dict(hidden_layer_sizes=(5, 3), activation="tanh", solver="lbfgs", alpha=0.3, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = ours_cls(**kwargs).fit(X, y)
+        theirs = theirs_cls(**kwargs).fit(X, y)
+    theta = rng.normal(scale=0.5, size=sum(w.size for w in ours.coefs_) + sum(b.size for b in ours.intercepts_))
+    Y = y.reshape(30, -1) if kind != "multiclass" else np.eye(3)[y]
+    J, g = ours._loss_grad_lbfgs(theta.copy(), X, Y, None)
+    theirs._unpack(theta)
+    activations = [X] + [None] * (theirs.n_layers_ - 1)
+    deltas = [None] * (theirs.n_layers_ - 1)
+    coef_grads = [np.empty_like(w) for w in theirs.coefs_]
+    intercept_grads = [np.empty_like(b) for b in theirs.intercepts_]
+    J_sk, g_sk = theirs._loss_grad_lbfgs(theta.copy(), X, Y, None, activations, deltas, coef_grads, intercept_grads)
+    np.testing.assert_allclose(J, J_sk, rtol=1e-12)
+    np.testing.assert_allclose(g, g_sk, rtol=1e-10, atol=1e-13)
+    if not regression:  # scikit-learn's regression gradient is n_outputs times its reported loss's
+        h = 1e-6
+        numeric = [
+            (ours._loss_grad_lbfgs(theta + h * e, X, Y, None)[0] - ours._loss_grad_lbfgs(theta - h * e, X, Y, None)[0])
+            / (2 * h)
+            for e in np.eye(theta.size)
+        ]
+        np.testing.assert_allclose(g, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_lbfgs_fits_like_scikit_learn():
+    """From the same parameters, L-BFGS-B on the same objective takes the same steps: after 40 iterations
+    n_iter_, loss_ and coefs_ agree with scikit-learn's lbfgs; the classifier has no partial_fit, as there."""
+    import sklearn.neural_network as skn
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(80, 6))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
+    kwargs = dict(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs", alpha=1e-3, warm_start=True)
+    ours, theirs = MLPClassifier(max_iter=1, **kwargs), skn.MLPClassifier(max_iter=1, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y)
+        theirs.fit(X, y)
+        for mine, other in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+            other[...] = mine
+        ours.set_params(max_iter=40).fit(X, y)
+        theirs.set_params(max_iter=40).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 40
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
+    for mine, other in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(mine, other, rtol=1e-6, atol=1e-9)
+    assert len(ours.loss_curve_) == 40 and ours.loss_curve_[-1] == ours.loss_
+    assert not hasattr(ours, "partial_fit") and not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")

@@ -1,7 +1,7 @@
 """scikit-learn estimators backed by fastbp: :class:`MLPRegressor` and :class:`MLPClassifier`.
 
 Drop-in counterparts of ``sklearn.neural_network.MLPRegressor`` and
-``MLPClassifier`` for the stochastic solvers ("adam", "sgd"): the same
+``MLPClassifier`` ("adam", "sgd", "lbfgs"): the same
 hyperparameter names and defaults, the same fitted attributes (``coefs_``,
 ``intercepts_``, ``loss_``, ``loss_curve_``, ``best_loss_``, ``n_iter_``,
 ``classes_``, ``n_features_in_``, ...), the same convergence rule and
@@ -16,8 +16,10 @@ scikit-learn (>= 1.6) is an optional dependency, ``pip install "fastbp[sklearn]"
 
 Differences from scikit-learn's estimators (see also the README):
 
-* ``solver="lbfgs"`` is not supported (``fit`` raises ValueError); nor are
-  sparse inputs, ``sample_weight``, or the regressor's ``loss="poisson"``.
+* Not supported yet: sparse inputs, ``sample_weight``, the regressor's
+  ``loss="poisson"``.  ``solver="lbfgs"`` minimises scikit-learn's objective
+  with scipy's L-BFGS-B, as scikit-learn does; its ``loss_curve_`` has the loss
+  after each iteration.
 * ``alpha`` (L2 penalty) becomes the optimizer's ``weight_decay = alpha /
   batch_size``.  scikit-learn adds ``alpha * W / n_batch`` to the gradient of
   each mini-batch of ``n_batch`` samples, so this is the same for every full

@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fastbp.errors import DivergenceError
+from fastbp.integrations.sklearn.lbfgs import LbfgsObjective, fit_lbfgs, scikit_learn_order
 from fastbp.nn.network import Network
 from fastbp.nn.optimizers import SGD, Adam
 from fastbp.nn.validation import (
@@ -23,13 +24,15 @@ from fastbp.nn.validation import (
     check_int_at_least,
     check_option,
     check_real_number,
-    reject_unsupported,
 )
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
 
-_SOLVERS = ("adam", "sgd")
+_SOLVERS = ("lbfgs", "sgd", "adam")
+
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
@@ -96,6 +99,7 @@ class _BaseMLP(BaseEstimator):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -119,15 +123,12 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
 
     # ------------------------------------------------------------ checks
 
     def _check_params(self):
         """Validate every hyperparameter (in fit, not in __init__, as scikit-learn requires)."""
-        reject_unsupported(
-            self.solver, "solver", "lbfgs", "fastbp's MLP estimators",
-            "use solver='adam' or 'sgd' (or sklearn.neural_network's estimators for L-BFGS)",
-        )  # fmt: skip
         check_option(self.solver, "solver", _SOLVERS)
         check_option(self.activation, "activation", tuple(_ACTIVATIONS))
         check_option(self.learning_rate, "learning_rate", _LEARNING_RATES)
@@ -138,6 +139,7 @@ class _BaseMLP(BaseEstimator):
         check_real_number(self.learning_rate_init, "learning_rate_init", 0.0, low_open=True)
         check_real_number(self.power_t, "power_t", 0.0)
         check_int_at_least(self.max_iter, "max_iter")
+        check_int_at_least(self.max_fun, "max_fun")
         check_real_number(self.tol, "tol", 0.0)
         for name in ("momentum", "validation_fraction", "beta_1", "beta_2"):
             check_real_number(getattr(self, name), name, 0.0, 1.0, high_open=True)
@@ -219,10 +221,53 @@ class _BaseMLP(BaseEstimator):
                     f"{list(activations)}: fit anew (warm_start=False) to change them"
                 )
         self._kind = kind
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, D)
+            return self
         if not incremental or self._optimizer is None:
             self._optimizer = self._make_optimizer()
         self._fit_stochastic(X, D, incremental)
         return self
+
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, Y, sample_weight, *work_arrays):
+        """scikit-learn's L-BFGS objective at packed_coef_inter (n_params,) on X (n_samples, n_features) and
+        the binarized targets Y: (J, dJ/dtheta), both packed as scikit-learn packs them (all W, then all b).
+        As scikit-learn's method of that name, whose work arrays (activations, deltas, coef_grads,
+        intercept_grads) it does not need; the network keeps those parameters."""
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported by fastbp's MLP estimators yet")
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        Y = np.ascontiguousarray(np.asarray(Y, dtype=np.float64).reshape(X.shape[0], -1))
+        loss_scale = 1.0 / Y.shape[1] if self._kind == "regression" else 1.0
+        order = scikit_learn_order(self._net.sizes)
+        theta = np.empty(order.size)
+        theta[order] = packed_coef_inter
+        J, grad = LbfgsObjective(self._net, X, Y, self.alpha, loss_scale)(theta)
+        return J, grad[order]
+
+    def _check_solver(self):
+        """True if partial_fit is available: the solver is stochastic; AttributeError (scikit-learn's) if not."""
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers. {self.solver} is not stochastic."
+            )
+        return True
+
+    def _fit_lbfgs(self, X, D):
+        """Full-batch L-BFGS-B on X (n_samples, n_features), D (n_samples, n_outputs) from the current weights;
+        on non-finite weights, ValueError with the weights put back."""
+        net = self._net
+        start = net.flat_parameters.copy()
+        loss_scale = 1.0 / D.shape[1] if self._kind == "regression" else 1.0
+        self.n_iter_, self.loss_, self.loss_curve_ = fit_lbfgs(
+            net, X, D, self.alpha, loss_scale, self.max_iter, self.max_fun, self.tol, self.verbose
+        )
+        if not np.all(np.isfinite(net.flat_parameters)):
+            net.flat_parameters[...] = start
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain large values and need "
+                "to be preprocessed."
+            )
 
     def _fit_stochastic(self, X, D, incremental):
         """Epochs of mini-batch training on X (n_samples, n_features) and D (n_samples, n_outputs) until
@@ -267,7 +312,8 @@ class _BaseMLP(BaseEstimator):
         """(X, D, X_val, y_val): (X, D) less a held-out ``validation_fraction`` of its rows; y_val: their targets."""
         if self.validation_scores_ is None:  # warm start of a model first fitted without early stopping
             self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
-        stratify = D if (self._kind != "regression" and D.shape[1] == 1) else None
+        # scikit-learn stratifies by its binarized labels, so only with one output, and its messages name them
+        stratify = D.astype(bool) if (self._kind != "regression" and D.shape[1] == 1) else None
         X, X_val, D, D_val = _split_off_validation(X, D, self._rng, self.validation_fraction, stratify)
         return X, D, X_val, self._targets_from_outputs(D_val)
 
@@ -283,9 +329,9 @@ class _BaseMLP(BaseEstimator):
             )
         except DivergenceError as exc:
             raise ValueError(
-                "Solver produced non-finite parameter weights: the training loss became inf or NaN "
-                f"in epoch {self.n_iter_ + 1}. The input data may contain large values and need to be "
-                "preprocessed, or learning_rate_init may be too large."
+                "Solver produced non-finite parameter weights. The input data may contain large values and need "
+                f"to be preprocessed, or learning_rate_init may be too large (the training loss became inf or NaN "
+                f"in epoch {self.n_iter_ + 1})."
             ) from exc
         self.n_iter_ += 1
         self.t_ += n_samples

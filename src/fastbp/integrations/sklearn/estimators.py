@@ -5,6 +5,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import validate_data
 
@@ -16,7 +17,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor trained by fastbp; the interface of ``sklearn.neural_network.MLPRegressor``.
 
     Minimises the squared error (identity output layer) with mini-batch Adam
-    or SGD.  ``solver="lbfgs"`` and ``loss="poisson"`` are not supported.
+    or SGD, or full-batch L-BFGS-B.  ``loss="poisson"`` is not supported yet.
 
     Parameters
     ----------
@@ -24,7 +25,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Units of each hidden layer.
     activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
         Activation of the hidden layers.
-    solver : {"adam", "sgd"}, default="adam"
+    solver : {"adam", "sgd", "lbfgs"}, default="adam"
     alpha : float >= 0, default=1e-4
         L2 penalty, applied as ``weight_decay = alpha / batch_size`` (biases included).
     batch_size : int or "auto", default="auto"
@@ -35,7 +36,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     power_t : float >= 0, default=0.5
         Exponent of the "invscaling" schedule.
     max_iter : int >= 1, default=200
-        Maximum number of epochs.
+        Maximum number of epochs (lbfgs: of iterations).
     shuffle : bool, default=True
     random_state : int, RandomState or None
         Seeds the initial weights, the shuffling and the early-stopping split.
@@ -52,6 +53,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     beta_1, beta_2 : float in [0, 1), defaults 0.9 and 0.999
     epsilon : float > 0, default=1e-8
     n_iter_no_change : int >= 1 or np.inf, default=10
+    max_fun : int >= 1, default=15000
+        lbfgs only: the most evaluations of the loss and gradient.
     loss : {"squared_error"}, default="squared_error"
 
     Attributes
@@ -88,6 +91,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         loss="squared_error",
     ):
         super().__init__(
@@ -113,6 +117,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             beta_2=beta_2,
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
         )
         self.loss = loss
 
@@ -149,7 +154,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, incremental=False)
 
     def partial_fit(self, X, y):
-        """One epoch over (X, y), continuing from the current weights and optimizer state.
+        """One epoch over (X, y), continuing from the current weights and optimizer state (with
+        ``solver="lbfgs"``, as in scikit-learn's regressor: a whole L-BFGS run from the current weights).
 
         Returns
         -------
@@ -221,6 +227,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         return self._fit(X, y, incremental=False)
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y), continuing from the current weights and optimizer state.
 
