@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fastbp.errors import DivergenceError
-from fastbp.integrations.sklearn.lbfgs import LbfgsObjective, fit_lbfgs, scikit_learn_order
+from fastbp.integrations.sklearn.lbfgs import LbfgsSolver
 from fastbp.nn.network import Network
 from fastbp.nn.optimizers import SGD, Adam
 from fastbp.nn.validation import (
@@ -30,9 +30,6 @@ _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "
 
 
 _SOLVERS = ("lbfgs", "sgd", "adam")
-
-
-_STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
@@ -71,7 +68,7 @@ def _clipped_batch_size(batch_size, n_samples):
     return min(int(batch_size), n_samples)
 
 
-class _BaseMLP(BaseEstimator):
+class _BaseMLP(LbfgsSolver, BaseEstimator):
     """What MLPRegressor and MLPClassifier share: parameters, the training loop, prediction and pickling."""
 
     def __init__(
@@ -228,46 +225,6 @@ class _BaseMLP(BaseEstimator):
             self._optimizer = self._make_optimizer()
         self._fit_stochastic(X, D, incremental)
         return self
-
-    def _loss_grad_lbfgs(self, packed_coef_inter, X, Y, sample_weight, *work_arrays):
-        """scikit-learn's L-BFGS objective at packed_coef_inter (n_params,) on X (n_samples, n_features) and
-        the binarized targets Y: (J, dJ/dtheta), both packed as scikit-learn packs them (all W, then all b).
-        As scikit-learn's method of that name, whose work arrays (activations, deltas, coef_grads,
-        intercept_grads) it does not need; the network keeps those parameters."""
-        if sample_weight is not None:
-            raise ValueError("sample_weight is not supported by fastbp's MLP estimators yet")
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        Y = np.ascontiguousarray(np.asarray(Y, dtype=np.float64).reshape(X.shape[0], -1))
-        loss_scale = 1.0 / Y.shape[1] if self._kind == "regression" else 1.0
-        order = scikit_learn_order(self._net.sizes)
-        theta = np.empty(order.size)
-        theta[order] = packed_coef_inter
-        J, grad = LbfgsObjective(self._net, X, Y, self.alpha, loss_scale)(theta)
-        return J, grad[order]
-
-    def _check_solver(self):
-        """True if partial_fit is available: the solver is stochastic; AttributeError (scikit-learn's) if not."""
-        if self.solver not in _STOCHASTIC_SOLVERS:
-            raise AttributeError(
-                f"partial_fit is only available for stochastic optimizers. {self.solver} is not stochastic."
-            )
-        return True
-
-    def _fit_lbfgs(self, X, D):
-        """Full-batch L-BFGS-B on X (n_samples, n_features), D (n_samples, n_outputs) from the current weights;
-        on non-finite weights, ValueError with the weights put back."""
-        net = self._net
-        start = net.flat_parameters.copy()
-        loss_scale = 1.0 / D.shape[1] if self._kind == "regression" else 1.0
-        self.n_iter_, self.loss_, self.loss_curve_ = fit_lbfgs(
-            net, X, D, self.alpha, loss_scale, self.max_iter, self.max_fun, self.tol, self.verbose
-        )
-        if not np.all(np.isfinite(net.flat_parameters)):
-            net.flat_parameters[...] = start
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may contain large values and need "
-                "to be preprocessed."
-            )
 
     def _fit_stochastic(self, X, D, incremental):
         """Epochs of mini-batch training on X (n_samples, n_features) and D (n_samples, n_outputs) until

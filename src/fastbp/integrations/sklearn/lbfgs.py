@@ -102,3 +102,45 @@ def fit_lbfgs(net, X, D, alpha, loss_scale, max_iter, max_fun, tol, verbose):
         warnings.warn(message, ConvergenceWarning, stacklevel=4)
     net.flat_parameters[...] = result.x
     return n_iter, float(result.fun), curve
+
+
+class LbfgsSolver:
+    """The estimators' ``solver="lbfgs"``: a mixin of _BaseMLP (it uses its ``_net``, ``_kind`` and parameters)."""
+
+    def _check_solver(self):
+        """True if partial_fit is available (a stochastic solver); AttributeError, scikit-learn's, for lbfgs."""
+        if self.solver == "lbfgs":
+            raise AttributeError("partial_fit is only available for stochastic optimizers. lbfgs is not stochastic.")
+        return True
+
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, Y, sample_weight, *work_arrays):
+        """scikit-learn's L-BFGS objective at packed_coef_inter (n_params,) on X (n_samples, n_features) and
+        the binarized targets Y: (J, dJ/dtheta), both packed as scikit-learn packs them (all W, then all b).
+        As scikit-learn's method of that name, whose work arrays (activations, deltas, coef_grads,
+        intercept_grads) it does not need; the network keeps those parameters."""
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported by fastbp's MLP estimators yet")
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        Y = np.ascontiguousarray(np.asarray(Y, dtype=np.float64).reshape(X.shape[0], -1))
+        loss_scale = 1.0 / Y.shape[1] if self._kind == "regression" else 1.0
+        order = scikit_learn_order(self._net.sizes)
+        theta = np.empty(order.size)
+        theta[order] = packed_coef_inter
+        J, grad = LbfgsObjective(self._net, X, Y, self.alpha, loss_scale)(theta)
+        return J, grad[order]
+
+    def _fit_lbfgs(self, X, D):
+        """Full-batch L-BFGS-B on X (n_samples, n_features), D (n_samples, n_outputs) from the current weights;
+        on non-finite weights, ValueError with the weights put back."""
+        net = self._net
+        start = net.flat_parameters.copy()
+        loss_scale = 1.0 / D.shape[1] if self._kind == "regression" else 1.0
+        self.n_iter_, self.loss_, self.loss_curve_ = fit_lbfgs(
+            net, X, D, self.alpha, loss_scale, self.max_iter, self.max_fun, self.tol, self.verbose
+        )
+        if not np.all(np.isfinite(net.flat_parameters)):
+            net.flat_parameters[...] = start
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain large values and need "
+                "to be preprocessed."
+            )
