@@ -223,7 +223,21 @@ def sklearn_case(draw):
         # (predict_proba only for the classifier: the regressor has none, an AttributeError as in scikit-learn)
         prefit=draw(st.booleans()),
         seed=draw(st.integers(0, 1000)),
+        weights=draw(st.sampled_from(["none", "none", "positive", "zeros", "negative", "nan", "wrong length"])),
+        sparse=draw(st.sampled_from([None, None, "csr", "csc"])),
+        poisson=draw(st.sampled_from([False, False, False, True])),
     )
+
+
+def _sample_weight(kind, n, rng):
+    if kind == "none":
+        return None
+    weights = {"positive": rng.uniform(0.1, 2.0, n), "zeros": np.zeros(n), "wrong length": np.ones(n + 1)}
+    if kind in weights:
+        return weights[kind]
+    w = rng.uniform(0.1, 2.0, n)
+    w[0] = -1.0 if kind == "negative" else np.nan
+    return w
 
 
 def _targets(kind, n, rng):
@@ -265,9 +279,16 @@ def run_sklearn(case):
     rng = np.random.default_rng(case["seed"])
     cls = getattr(fsk, case["kind"])
     est = cls(**case["params"])
+    if case["poisson"] and case["kind"] == "MLPRegressor":
+        est.set_params(loss="poisson")
     X = case["X"]
     n = len(X) if hasattr(X, "__len__") and np.ndim(X) >= 1 else 1
     y = _targets(case["y"], n, rng)
+    sw = _sample_weight(case["weights"], n, rng)
+    if case["sparse"] and isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype in (np.float32, np.float64):
+        import scipy.sparse
+
+        X = getattr(scipy.sparse, case["sparse"] + "_matrix")(X)
     if case["prefit"]:  # first a fit on good data; the fuzzed call must then leave it as it was, or succeed
         good = cls(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
         Xg, yg = (
@@ -286,10 +307,11 @@ def run_sklearn(case):
         # as in scikit-learn, the classifier has no partial_fit for a non-stochastic solver
         return ("correct result", None) if not hasattr(est, "partial_fit") else ("silent wrong answer", "partial_fit")
     calls = {
-        "fit": lambda: est.fit(X, y),
-        "refit": lambda: est.fit(X, y).fit(X, y),
-        "partial_fit": lambda: est.partial_fit(X, y, classes=np.unique(y)) if case["kind"] == "MLPClassifier"
-        and not case["prefit"] and np.ndim(y) == 1 else est.partial_fit(X, y),
+        "fit": lambda: est.fit(X, y, sample_weight=sw),
+        "refit": lambda: est.fit(X, y, sample_weight=sw).fit(X, y, sample_weight=sw),
+        "partial_fit": lambda: est.partial_fit(X, y, sample_weight=sw, classes=np.unique(y))
+        if case["kind"] == "MLPClassifier" and not case["prefit"] and np.ndim(y) == 1
+        else est.partial_fit(X, y, sample_weight=sw),
         "predict": lambda: est.predict(X),
         "predict_proba": lambda: est.predict_proba(X),
         "score": lambda: est.score(X, y),
@@ -301,7 +323,7 @@ def run_sklearn(case):
         if method in ("fit", "refit", "partial_fit"):
             if not all(np.all(np.isfinite(c)) for c in est.coefs_):
                 return "fitted coefs_ are not finite"
-            pred = est.predict(np.asarray(X, dtype=float))
+            pred = est.predict(X)
             if case["kind"] == "MLPClassifier" and np.ndim(pred) == 1 and not np.isin(pred, est.classes_).all():
                 return "predict gave a label that is not in classes_"
             if len(pred) != n:

@@ -149,3 +149,53 @@ def test_step_gradients_and_fit_make_no_numba_allocations():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout
     print(result.stdout)
+
+
+SKLEARN_SCRIPT = textwrap.dedent(
+    """
+    import numba
+    import numpy as np
+    import scipy.sparse as sp
+    from numba.core.runtime import rtsys
+
+    from fastbp.integrations.sklearn import _compiled, model
+
+    @numba.njit
+    def empty(*args):
+        return 0
+
+    def allocations(function, args):
+        before = rtsys.get_allocation_stats().alloc
+        function(*args)
+        return rtsys.get_allocation_stats().alloc - before
+
+    rng = np.random.default_rng(0)
+    X, D, weights = rng.normal(size=(300, 12)), np.eye(4)[rng.integers(0, 4, 300)], rng.uniform(0.5, 2.0, 300)
+    for sparse in (False, True):
+        for rule in (_compiled.ADAM_RULE, _compiled.SGD_RULE):
+            for dtype in (np.float64, np.float32):
+                sizes = [12, 40, 30, 4]
+                packed = model.PackedLayout(sizes, "relu", "softmax")
+                theta = model.initial_parameters(np.random.RandomState(0), sizes, "relu", dtype)
+                data = model.as_data(sp.csr_matrix(X) if sparse else X, D, weights, dtype)
+                work = packed.work(32, 12, dtype, gather=True)
+                grad = np.empty_like(theta)
+                order = rng.permutation(300).astype(np.int64)
+                opt = (rule, 1e-3, 0.9, True, 0.9, 0.999, 1e-8, 0, np.zeros_like(theta), np.zeros_like(theta))
+                args = (theta, packed.layout, data, order, True, 32, 1e-4, 1e-7, work, grad, opt)
+                _compiled.fit_epoch(*args)
+                empty(*args)
+                extra = allocations(_compiled.fit_epoch, args) - allocations(empty, args)
+                assert extra == 0, (sparse, rule, dtype, extra)
+    print("ok")
+    """
+)
+
+
+def test_sklearn_estimators_epoch_makes_no_numba_allocations():
+    """An epoch of the estimators' compiled training (10 mini-batches, each with its optimizer step; dense and
+    sparse X, Adam and SGD, float64 and float32) allocates nothing beyond what unboxing its arguments does."""
+    env = dict(os.environ, NUMBA_NRT_STATS="1")
+    command = [sys.executable, "-c", SKLEARN_SCRIPT]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stdout + result.stderr

@@ -5,7 +5,8 @@ Drop-in counterparts of ``sklearn.neural_network.MLPRegressor`` and
 hyperparameter names and defaults, the same fitted attributes (``coefs_``,
 ``intercepts_``, ``loss_``, ``loss_curve_``, ``best_loss_``, ``n_iter_``,
 ``classes_``, ``n_features_in_``, ...), the same convergence rule and
-``ConvergenceWarning``; the training itself runs in fastbp's compiled kernels.
+``ConvergenceWarning``; the training itself runs in compiled code built on
+fastbp's kernels.
 
 >>> from fastbp.sklearn import MLPClassifier
 >>> clf = MLPClassifier(hidden_layer_sizes=(64,), random_state=0).fit(X, y)
@@ -14,30 +15,13 @@ hyperparameter names and defaults, the same fitted attributes (``coefs_``,
 scikit-learn (>= 1.6) is an optional dependency, ``pip install "fastbp[sklearn]"``:
 ``import fastbp`` does not import it, this module does.
 
-Differences from scikit-learn's estimators (see also the README):
-
-* Not supported yet: sparse inputs, ``sample_weight``, the regressor's
-  ``loss="poisson"``.  ``solver="lbfgs"`` minimises scikit-learn's objective
-  with scipy's L-BFGS-B, as scikit-learn does; its ``loss_curve_`` has the loss
-  after each iteration.
-* ``alpha`` (L2 penalty) becomes the optimizer's ``weight_decay = alpha /
-  batch_size``.  scikit-learn adds ``alpha * W / n_batch`` to the gradient of
-  each mini-batch of ``n_batch`` samples, so this is the same for every full
-  batch; it differs in that fastbp also decays the biases (scikit-learn only the
-  weights) and uses the full ``batch_size`` for a smaller last batch.
-* Weights start He-uniform for relu hidden layers and Glorot-uniform
-  otherwise, biases at zero (fastbp's initialisation); scikit-learn draws
-  weights and biases Glorot-uniform.
-* SGD momentum and Adam follow PyTorch's formulation (fastbp's optimizers);
-  with a constant learning rate SGD with momentum is the same update as
-  scikit-learn's, Adam differs in where ``epsilon`` enters.  ``momentum``
-  must be < 1.
-* The network is always float64: float32 (or integer) input is converted.
-* ``loss_`` is the mean of the epoch's mini-batch losses (unweighted by batch
-  length), measured while training, plus ``alpha / 2 * ||W||^2 * n_batches /
-  n_samples`` at the end of the epoch, which is scikit-learn's penalty term;
-  for the regressor the squared error is divided by the number of outputs as
-  in scikit-learn.
+They follow scikit-learn's rules (initialisation, shuffling, loss, L2 term,
+SGD and Adam updates, schedules, validation split, stopping): the same
+``random_state`` gives the same model.  Sparse X (CSR/CSC), ``sample_weight``,
+float32, ``loss="poisson"``, multilabel and multi-output targets work with
+every solver.  Where fastbp differs on purpose (a failed fit leaves the
+estimator as it was, negative sample weights and negative Poisson targets are
+refused, lbfgs keeps float32), the README says why.
 """
 
 from .estimators import MLPClassifier, MLPRegressor

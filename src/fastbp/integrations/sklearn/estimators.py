@@ -10,14 +10,17 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import validate_data
 
 from fastbp.integrations.sklearn.base import _BaseMLP
-from fastbp.nn.validation import check_option, reject_unsupported
+from fastbp.nn.validation import check_option
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor trained by fastbp; the interface of ``sklearn.neural_network.MLPRegressor``.
 
-    Minimises the squared error (identity output layer) with mini-batch Adam
-    or SGD, or full-batch L-BFGS-B.  ``loss="poisson"`` is not supported yet.
+    Minimises the squared error (identity output layer) or, with
+    ``loss="poisson"``, the Poisson deviance (exponential output layer), with
+    mini-batch Adam or SGD or full-batch L-BFGS-B, by scikit-learn's rules:
+    the same ``random_state`` gives the same model.  X may be a dense array or
+    a CSR/CSC matrix; float32 X gives a float32 network.
 
     Parameters
     ----------
@@ -27,7 +30,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Activation of the hidden layers.
     solver : {"adam", "sgd", "lbfgs"}, default="adam"
     alpha : float >= 0, default=1e-4
-        L2 penalty, applied as ``weight_decay = alpha / batch_size`` (biases included).
+        L2 penalty on the weights (not the biases): ``alpha / 2 * sum ||W||^2``
+        divided by the batch's total sample weight.
     batch_size : int or "auto", default="auto"
         "auto" is ``min(200, n_samples)``.
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
@@ -44,7 +48,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     verbose : bool, default=False
     warm_start : bool, default=False
         fit continues from the current weights (with a new optimizer).
-    momentum : float in [0, 1), default=0.9
+    momentum : float in [0, 1], default=0.9
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data, stop when its R^2 stops
@@ -55,12 +59,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     n_iter_no_change : int >= 1 or np.inf, default=10
     max_fun : int >= 1, default=15000
         lbfgs only: the most evaluations of the loss and gradient.
-    loss : {"squared_error"}, default="squared_error"
+    loss : {"squared_error", "poisson"}, default="squared_error"
+        "poisson" needs y >= 0.
 
     Attributes
     ----------
     coefs_, intercepts_ : list of ndarray
-        Weights (n_in, n_out) and biases of each layer: views of the network's parameters.
+        Weights (n_in, n_out) and biases of each layer, in the dtype of X.  Each
+        fit starts from them (they may be set by hand, as in scikit-learn).
     loss_, best_loss_, loss_curve_, n_iter_, t_, n_outputs_, n_layers_, out_activation_,
     validation_scores_, best_validation_score_, n_features_in_, feature_names_in_
         As in scikit-learn.
@@ -122,38 +128,46 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.loss = loss
 
     def _check_params(self):
-        reject_unsupported(self.loss, "loss", "poisson", "fastbp's MLPRegressor", "use loss='squared_error'")
-        check_option(self.loss, "loss", ("squared_error",))
+        check_option(self.loss, "loss", ("squared_error", "poisson"))
         return super()._check_params()
+
+    def _output_activation(self):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _is_classifier(self):
+        return False
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
-            self, X, y, multi_output=True, y_numeric=True, dtype=np.float64, order="C", reset=reset
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
+            dtype=(np.float64, np.float32), reset=reset,
         )  # fmt: skip
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        D = np.ascontiguousarray(y.reshape(len(y), -1), dtype=np.float64)
-        return X, D, "regression"
+        D = np.ascontiguousarray(y.reshape(len(y), -1), dtype=X.dtype)
+        if self.loss == "poisson" and np.any(D < 0):
+            raise ValueError(f"loss='poisson' needs y >= 0, got a smallest y of {D.min()}")
+        return X, D
 
     def _targets_from_outputs(self, D):
         return D.ravel() if D.shape[1] == 1 else D
 
-    def _validation_score(self, X, y):
-        pred = self._net.forward(X)
-        if not np.all(np.isfinite(pred)):
+    def _score_outputs(self, Y, y, sample_weight):
+        if not np.all(np.isfinite(Y)):
             return np.nan
-        return r2_score(y, pred.ravel() if pred.shape[1] == 1 else pred)
+        return r2_score(y, Y.ravel() if Y.shape[1] == 1 else Y, sample_weight=sample_weight)
 
-    def fit(self, X, y):
-        """Fit the model to X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs).
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X (n_samples, n_features), dense or sparse, and y (n_samples,) or
+        (n_samples, n_outputs); sample_weight (n_samples,) weights each sample's loss.
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing from the current weights and optimizer state (with
         ``solver="lbfgs"``, as in scikit-learn's regressor: a whole L-BFGS run from the current weights).
 
@@ -161,7 +175,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         -------
         self
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
         """Predicted values: (n_samples,), or (n_samples, n_outputs) for multi-output targets."""
@@ -171,6 +185,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -184,8 +199,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     monitors the accuracy on the held-out fraction.
     """
 
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _is_classifier(self):
+        return True
+
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=np.float64, order="C", reset=reset)
+        X, y = validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True, dtype=(np.float64, np.float32), reset=reset
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -205,36 +228,36 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError(
                     f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
-        D = np.ascontiguousarray(self._label_binarizer.transform(y), dtype=np.float64)
-        kind = "multiclass" if self._label_binarizer.y_type_ == "multiclass" else "binary"
-        return X, D, kind
+        return X, np.ascontiguousarray(self._label_binarizer.transform(y), dtype=X.dtype)
 
     def _targets_from_outputs(self, D):
         return self._label_binarizer.inverse_transform(D.ravel() if D.shape[1] == 1 else D)
 
-    def _validation_score(self, X, y):
-        return accuracy_score(y, self._labels(self._net.forward(X)))
+    def _score_outputs(self, Y, y, sample_weight):
+        return accuracy_score(y, self._labels(Y), sample_weight=sample_weight)
 
     def _labels(self, Y):
         return self._label_binarizer.inverse_transform(Y.ravel() if Y.shape[1] == 1 else Y)
 
-    def fit(self, X, y):
-        """Fit the model to X (n_samples, n_features) and class labels y (n_samples,) or a 2-D 0/1 label indicator.
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X (n_samples, n_features), dense or sparse, and class labels y (n_samples,) or a 2-D
+        0/1 label indicator; sample_weight (n_samples,) weights each sample's loss.
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing from the current weights and optimizer state.
 
         Parameters
         ----------
         X : array-like (n_samples, n_features)
         y : array-like (n_samples,), or a 2-D label indicator for multilabel
+        sample_weight : array-like (n_samples,), optional
         classes : array-like, optional
             All the classes there will be; required on the first call (unless
             y is multilabel), ignored afterwards if equal.
@@ -244,9 +267,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self
         """
         with self._unchanged_on_error():
-            return self._partial_fit(X, y, classes)
+            return self._partial_fit(X, y, sample_weight, classes)
 
-    def _partial_fit(self, X, y, classes):
+    def _partial_fit(self, X, y, sample_weight, classes):
         if getattr(self, "classes_", None) is None:
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -260,7 +283,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             raise ValueError(
                 f"`classes={classes!r}` is not the same as on last call to partial_fit, was: {self.classes_!r}"
             )
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
         """Predicted class labels (n_samples,), or a label indicator (n_samples, n_labels) for multilabel."""
@@ -286,4 +309,5 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = True
         return tags
