@@ -1,6 +1,6 @@
 """asv: training the digits classifier, fastbp against scikit-learn's MLPClassifier (issue 6)."""
 
-from .digits_classifier import DTYPES, IMPLS, setup
+from .digits_classifier import DTYPES, ESTIMATORS, IMPLS, LBFGS_ITERATIONS, setup
 
 
 class DigitsClassifier:
@@ -12,6 +12,25 @@ class DigitsClassifier:
 
     def setup(self, impl, dtype):
         self.run = setup(impl, dtype=dtype)  # numba compilation happens here
+
+    def time_train(self, impl, dtype):
+        self.run()
+
+    def track_test_accuracy(self, impl, dtype):
+        return self.run()()
+
+    track_test_accuracy.unit = "accuracy"
+
+
+class DigitsLbfgs:
+    """200 iterations of L-BFGS-B, 64-128-10 ReLU/softmax, on 1437 digits: the two MLPClassifiers."""
+
+    params = [list(ESTIMATORS), list(DTYPES)]
+    param_names = ["impl", "dtype"]
+    timeout = 300
+
+    def setup(self, impl, dtype):
+        self.run = setup(impl, epochs=LBFGS_ITERATIONS, dtype=dtype, solver="lbfgs")
 
     def time_train(self, impl, dtype):
         self.run()

@@ -1,5 +1,9 @@
 """Training the digits classifier (``fastbp digits``) against scikit-learn's MLPClassifier.
 
+``impl`` is "fastbp" (``Network.fit``), "fastbp.sklearn" (fastbp's MLPClassifier, which follows
+scikit-learn's rules and gives its model) or "sklearn"; ``solver`` "adam" (50 epochs) or, for the two
+estimators, "lbfgs" (200 iterations of L-BFGS-B, issue 17).
+
 Same architecture (64-128-10, ReLU, softmax, cross-entropy), same optimizer (Adam, lr 1e-3), same
 batch size (32) and number of epochs (50), same data split, same dtype (float64 or float32: both
 libraries compute in the dtype of the data they are given); scikit-learn with ``alpha=0`` (no L2),
@@ -13,11 +17,13 @@ EPOCHS = 50
 HIDDEN = 128
 BATCH = 32
 LR = 1e-3
-IMPLS = ("fastbp", "sklearn")
+LBFGS_ITERATIONS = 200
+IMPLS = ("fastbp", "fastbp.sklearn", "sklearn")
+ESTIMATORS = ("fastbp.sklearn", "sklearn")
 DTYPES = ("float64", "float32")
 
 
-def setup(impl, epochs=EPOCHS, dtype="float64"):
+def setup(impl, epochs=EPOCHS, dtype="float64", solver="adam"):
     """A zero-argument callable that trains from scratch (compiled first) and returns a zero-argument
     callable giving the trained model's test accuracy.
 
@@ -50,18 +56,24 @@ def setup(impl, epochs=EPOCHS, dtype="float64"):
             return train(epochs)
 
         return run
-    if impl == "sklearn":
+    if impl in ESTIMATORS:
+        if impl == "fastbp.sklearn":
+            from fastbp.sklearn import MLPClassifier
+        if solver == "lbfgs":
+            params = dict(solver="lbfgs", max_iter=epochs, tol=0.0)
+        else:
+            params = dict(solver="adam", learning_rate_init=LR, batch_size=BATCH, max_iter=epochs, alpha=0.0,
+                          tol=0.0, n_iter_no_change=10**9)  # fmt: skip
 
         def run():
-            clf = MLPClassifier(
-                hidden_layer_sizes=(HIDDEN,), activation="relu", solver="adam", learning_rate_init=LR,
-                batch_size=BATCH, max_iter=epochs, alpha=0.0, tol=0.0, n_iter_no_change=10**9, random_state=0,
-            )  # fmt: skip
+            clf = MLPClassifier(hidden_layer_sizes=(HIDDEN,), activation="relu", random_state=0, **params)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter reached, as intended
                 clf.fit(X_train, y_train)
-            assert clf.coefs_[0].dtype == np.dtype(dtype)
+            if solver == "adam" or impl == "fastbp.sklearn":  # scikit-learn's lbfgs ends with float64 coefs_
+                assert clf.coefs_[0].dtype == np.dtype(dtype)
             return lambda: clf.score(X_test, y_test)
 
+        run()  # numba compilation (fastbp), the same warm-up for both
         return run
     raise ValueError(f"unknown impl {impl!r}")

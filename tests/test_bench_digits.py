@@ -6,7 +6,7 @@ Disabled by default like every benchmark (one run each in CI, as a smoke test); 
 
 import pytest
 
-from benchmarks.digits_classifier import DTYPES, IMPLS, setup
+from benchmarks.digits_classifier import DTYPES, ESTIMATORS, IMPLS, LBFGS_ITERATIONS, setup
 
 pytestmark = pytest.mark.bench
 
@@ -21,3 +21,15 @@ def test_digits_classifier(benchmark, impl, dtype):
     accuracy = score()
     benchmark.extra_info["test_accuracy"] = accuracy
     assert accuracy > (0.97 if benchmark.enabled else 0.85)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("impl", ESTIMATORS)
+def test_digits_classifier_lbfgs(benchmark, impl, dtype):
+    pytest.importorskip("sklearn")
+    benchmark.group = f"digits classifier: {LBFGS_ITERATIONS} L-BFGS iterations, {dtype}"
+    run = setup(impl, epochs=LBFGS_ITERATIONS if benchmark.enabled else 10, dtype=dtype, solver="lbfgs")
+    score = benchmark.pedantic(run, rounds=5 if benchmark.enabled else 1, iterations=1)
+    accuracy = score()
+    benchmark.extra_info["test_accuracy"] = accuracy
+    assert accuracy > (0.95 if benchmark.enabled else 0.5)
