@@ -15,6 +15,7 @@ gradient, m and v and writes theta, m, v; the gradient is written once) against 
 
     python benchmarks/size_grid.py                    # the whole grid, float32 and float64
     python benchmarks/size_grid.py --dtype float32 --quick --json grid.json --figure grid.png
+    python benchmarks/size_grid.py --rounds 3         # the tools take turns 3 times per cell: medians of those
 """
 
 import argparse
@@ -224,32 +225,42 @@ def roofline(depth, width, batch, dtype, seconds, limits):
 # ----------------------------------------------------------------------------- the driver
 
 
-def measure(dtypes, tools, repeats, grid):
+def run_child(tool, dtype, cell, repeats, env):
+    """One subprocess: the child's report (seconds, loss), or its error."""
+    depth, width, batch = cell
+    args = [sys.executable, __file__, "--child", tool, dtype, str(depth), str(width), str(batch), str(repeats)]
+    out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=3600)
+    try:
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"error": out.stderr.strip().splitlines()[-1:] or ["no output"]}
+
+
+def measure(dtypes, tools, repeats, grid, rounds=1):
+    """Every tool on every cell: with ``rounds`` > 1 the tools of a cell take turns (in a rotated order each
+    round, one subprocess each), and a tool's time is the median of its rounds, which are kept as well. This
+    machine has spells of a few seconds in which everything runs 2-4x slower; taking turns spreads them
+    over the tools instead of letting one spell decide a cell."""
     results = {}
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]),
     )
     for dtype in dtypes:
-        for depth, width, batch in grid:
+        for cell in grid:
+            reports = {tool: [] for tool in tools}
+            for r in range(rounds):
+                for tool in tools[r % len(tools) :] + tools[: r % len(tools)]:
+                    reports[tool].append(run_child(tool, dtype, cell, repeats, env))
             for tool in tools:
-                args = [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    tool,
-                    dtype,
-                    str(depth),
-                    str(width),
-                    str(batch),
-                    str(repeats),
-                ]
-                out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=3600)
-                key = f"{tool}/{dtype}/{depth}/{width}/{batch}"
-                try:
-                    results[key] = json.loads(out.stdout.strip().splitlines()[-1])
-                except (IndexError, json.JSONDecodeError):
-                    results[key] = {"error": out.stderr.strip().splitlines()[-1:] or ["no output"]}
+                key = f"{tool}/{dtype}/{'/'.join(map(str, cell))}"
+                times = sorted(rep["seconds"] for rep in reports[tool] if "seconds" in rep)
+                if not times:
+                    results[key] = reports[tool][0]
+                else:
+                    results[key] = {"seconds": times[(len(times) - 1) // 2], "loss": reports[tool][0].get("loss")}
+                    if rounds > 1:
+                        results[key]["rounds"] = [rep.get("seconds") for rep in reports[tool]]
                 print(f"  {key}: {results[key]}", file=sys.stderr, flush=True)
     return results
 
@@ -335,6 +346,7 @@ def main(argv=None):
     parser.add_argument("--dtype", choices=DTYPES, action="append")
     parser.add_argument("--tool", choices=TOOLS, action="append")
     parser.add_argument("--quick", action="store_true", help="3 epochs per cell instead of 5")
+    parser.add_argument("--rounds", type=int, default=1, help="turns each tool takes per cell (median of them)")
     parser.add_argument("--cells", help="only these cells, e.g. 1x32x1,3x1024x256 (depth x width x batch)")
     parser.add_argument("--json", type=Path, help="write every measurement here")
     parser.add_argument("--figure", type=Path, help="draw the heatmap of the ratios here (needs matplotlib)")
@@ -360,7 +372,7 @@ def main(argv=None):
         f"machine: {limits[0]['float32'] / 1e9:.1f} G float32 and {limits[0]['float64'] / 1e9:.1f} G float64 "
         f"multiply-adds/s (np.dot of 2048 x 2048), {limits[1] / 1e9:.1f} GB/s (copy of 64 MiB)"
     )
-    results = measure(dtypes, args.tool or list(TOOLS), 3 if args.quick else 5, grid)
+    results = measure(dtypes, args.tool or list(TOOLS), 3 if args.quick else 5, grid, max(1, args.rounds))
     for dtype in dtypes:
         print()
         print(table(results, dtype, limits, grid))

@@ -34,3 +34,18 @@ def test_table_roofline_and_heatmap(tmp_path):
     assert bandwidth == pytest.approx(8 * size_grid.n_parameters(1, 32) * 4 * 128 / 0.01 / 1e10)
     size_grid.heatmap(results, ["float32"], tmp_path / "grid.png")
     assert (tmp_path / "grid.png").stat().st_size > 10_000
+
+
+def test_rounds_take_turns_and_report_the_median(monkeypatch):
+    calls = []
+    times = {"fastbp": iter([0.3, 0.1, 0.2]), "torch": iter([1.0, 3.0, 2.0]), "jax": iter([0.5, 0.5, 0.9])}
+
+    def fake_child(tool, dtype, cell, repeats, env):
+        calls.append(tool)
+        return {"seconds": next(times[tool]), "loss": 1.0}
+
+    monkeypatch.setattr(size_grid, "run_child", fake_child)
+    results = size_grid.measure(["float32"], list(size_grid.TOOLS), 5, [(1, 32, 32)], rounds=3)
+    assert calls == ["fastbp", "torch", "jax", "torch", "jax", "fastbp", "jax", "fastbp", "torch"]
+    assert results["fastbp/float32/1/32/32"] == {"seconds": 0.2, "loss": 1.0, "rounds": [0.3, 0.1, 0.2]}
+    assert results["torch/float32/1/32/32"]["seconds"] == 2.0 and results["jax/float32/1/32/32"]["seconds"] == 0.5
