@@ -199,3 +199,45 @@ def test_sklearn_estimators_epoch_makes_no_numba_allocations():
     command = [sys.executable, "-c", SKLEARN_SCRIPT]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stdout + result.stderr
+
+
+JIT_SCRIPT = textwrap.dedent(
+    """
+    import numba
+    import numpy as np
+    from numba.core.runtime import rtsys
+
+    import fastbp
+    from fastbp import jit
+
+    @numba.njit
+    def calls(model, X, D, Y, grad, k):
+        for _ in range(k):
+            jit.forward(model, X, Y)
+            jit.loss_and_gradient(model, X, D, grad)
+            jit.backward(model, X, Y, grad)
+            jit.sgd_step(model, X, D, 0.01)
+
+    def allocations(k, args):
+        before = rtsys.get_allocation_stats().alloc
+        calls(*args, k)
+        return rtsys.get_allocation_stats().alloc - before
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        net = fastbp.Network([12, 40, 30, 4], ["relu", "tanh", "softmax"], loss="cross_entropy", dtype=dtype)
+        X = rng.normal(size=(32, 12)).astype(dtype)
+        D = np.eye(4, dtype=dtype)[rng.integers(0, 4, 32)]
+        args = (net.to_jit(max_batch=32), X, D, np.empty((32, 4), dtype), np.empty(net.n_params, dtype))
+        calls(*args, 1)
+        assert allocations(1, args) == allocations(50, args), dtype
+    print("ok")
+    """
+)
+
+
+def test_jit_calls_make_no_numba_allocations():
+    """fastbp.jit's four functions, called from compiled code, allocate the same for 1 and 50 rounds."""
+    env = dict(os.environ, NUMBA_NRT_STATS="1")
+    result = subprocess.run([sys.executable, "-c", JIT_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stdout + result.stderr

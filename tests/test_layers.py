@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "fastbp"
 LAYERS = {"config": 0, "errors": 0, "kernels": 1, "engine": 2, "nn": 3, "integrations": 4, "tutorial": 4}
-TOP = {"fastbp", "fastbp.__main__", "fastbp.sklearn", "fastbp.distributed"}
+TOP = {"fastbp", "fastbp.__main__", "fastbp.sklearn", "fastbp.distributed", "fastbp.jit"}
 
 
 def module_name(path):

@@ -40,6 +40,7 @@ COMPILED_SOURCES = (
     *(f"kernels/{name}.py" for name in ("_jit_utils", "_vecmath", "_blas", "_sync")),
     *(f"kernels/{name}.py" for name in ("activations", "dense", "losses", "backprop", "optimizers")),
     *(f"engine/_{name}.py" for name in ("serial", "threaded", "threaded_pass", "wide", "codegen")),
+    "nn/jit_model.py",
     "integrations/sklearn/_compiled.py",
 )
 

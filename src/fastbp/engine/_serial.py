@@ -129,6 +129,18 @@ def backward_pass(theta, layout, X, D, work, grad, step_lr):
     z_out = layer_rows(z_buf, capacity, sizes, unit_offsets, last, n)
     y_out = layer_rows(y_buf, capacity, sizes, unit_offsets, last, n)
     output_error_terms(layout, z_out, y_out, D, delta_out, n)
+    backward_layers(theta, layout, X, work, grad, step_lr)
+
+
+@jit
+def backward_layers(theta, layout, X, work, grad, step_lr):
+    """:func:`backward_pass` from the output layer's error terms on: given delta^L of the n = X.shape[0]
+    samples in ``delta_buf``, the error terms of every layer below and the gradient (``step_lr == 0``) or
+    the step, as there."""
+    sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
+    capacity, z_buf, y_buf, delta_buf = work
+    n = X.shape[0]
+    last = codes.shape[0] - 1
     for layer in range(last, -1, -1):
         delta = layer_rows(delta_buf, capacity, sizes, unit_offsets, layer, n)
         W = layer_weights(theta, sizes, w_offsets, layer)

@@ -20,6 +20,7 @@ import numpy as np
 from fastbp.nn import persistence, training
 from fastbp.nn.activations import init_bound, parse_activation
 from fastbp.nn.history import trace_one
+from fastbp.nn.jit_model import to_jit
 from fastbp.nn.layout import Gradients, Layout
 from fastbp.nn.losses import check_loss, check_pairing
 from fastbp.nn.passes import CompiledPasses
@@ -294,6 +295,10 @@ class Network:
             self, X, D, epochs, lr, batch_size, shuffle, seed, trainable, optimizer,
             validation_data, patience, min_delta, lr_schedule, callbacks,
         )  # fmt: skip
+
+    def to_jit(self, max_batch=64, checked=False):
+        """A numba-typed model of this network (sharing its parameters) for ``fastbp.jit`` and ``@njit`` code."""
+        return to_jit(self, max_batch, checked)
 
     def evaluate(self, X, D):
         """The mean loss on (X, D) and, for classification losses, the accuracy (else None).
