@@ -18,8 +18,9 @@ K, C, DT, STEPS = 4.0, 2.5, 0.01, 1000
 
 
 @numba.njit
-def imitate(model, states, forces, batch, steps, lr):
+def imitate(model, states, forces, batch, steps, lr, seed):
     """``steps`` gradient steps on random mini-batches of (state, PD force); returns the last loss."""
+    np.random.seed(seed)  # numba's generator, seeded in compiled code
     E = 0.0
     for _ in range(steps):
         start = np.random.randint(0, states.shape[0] - batch)
@@ -46,12 +47,11 @@ def simulate(model, x0, v0, use_network, state, force):
 
 def main():
     rng = np.random.default_rng(1)
-    np.random.seed(1)
     states = rng.uniform(-2, 2, size=(4096, 2))
     forces = (-K * states[:, :1] - C * states[:, 1:]).copy()
     net = fastbp.Network([2, 16, 1], ["tanh", "identity"], seed=0)
     model = net.to_jit(max_batch=32)
-    loss = imitate(model, states, forces, 32, 20000, 0.02)
+    loss = imitate(model, states, forces, 32, 20000, 0.02, 1)
     print(f"imitation loss after 20,000 compiled steps: {loss:.2e}")
     state, force = np.empty((1, 2)), np.empty((1, 1))
     learned = simulate(model, 1.5, 0.0, True, state, force)
