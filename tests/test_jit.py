@@ -198,7 +198,7 @@ def test_python_calls_check_their_arguments():
         jit.forward(model, X[:4].astype(np.float32), Y)
     with pytest.raises(ValueError, match=r"grad must be .* shape \(26,\)"):
         jit.loss_and_gradient(model, X[:4], D[:4], grad[:5])
-    with pytest.raises(ValueError, match="lr must be a positive number"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         jit.sgd_step(model, X[:4], D[:4], -1.0)
     with pytest.raises(TypeError, match="what Network.to_jit returns"):
         jit.forward((1, 2), X[:4], Y)

@@ -21,7 +21,7 @@ from fastbp.config import NJIT_OPTIONS, jit
 from fastbp.engine._serial import backward_layers, backward_pass, forward_loss, forward_pass, layer_rows
 from fastbp.kernels.activations import multiply_by_derivative
 from fastbp.nn.layout import Workspace
-from fastbp.nn.validation import check_bool, check_positive_int
+from fastbp.nn.validation import check_bool, check_positive_int, check_positive_number
 
 
 def to_jit(net, max_batch=64, checked=False):
@@ -170,10 +170,8 @@ def sgd_step(model, X, D, lr):
     """One gradient-descent step on the network's parameters, as ``Network.step``; returns E before it.
     Unchecked inside ``@njit`` code."""
     _check_batch(model, X, (D,), ("D",))
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    theta = model[1]
-    return float(_sgd_step_compiled(model, X, D, theta.dtype.type(lr)))
+    lr = check_positive_number(lr, "lr")
+    return float(_sgd_step_compiled(model, X, D, model[1].dtype.type(lr)))
 
 
 def _dtype_of(model):

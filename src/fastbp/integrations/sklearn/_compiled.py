@@ -157,7 +157,7 @@ def data_loss(loss_code, Y, D, sample_weight, weighted, rows, start, clip):
             if loss_code == SQUARED_LOSS:
                 row += (y - d) * (y - d)
             elif loss_code == POISSON_LOSS:
-                row += (0.0 if d == 0.0 else d * math.log(d / y)) - d + y
+                row += _xlogy(d, d / y) - d + y
             else:
                 p = min(max(y, clip), 1.0 - clip)
                 row -= _xlogy(d, p)

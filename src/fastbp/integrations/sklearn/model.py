@@ -34,11 +34,6 @@ OUTPUTS = {  # scikit-learn's output activation: (its code, the loss scikit-lear
 _NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
-def float_dtype_of(*arrays):
-    """float64 if any of the arrays is float64 (numpy's promotion of float32 and float64), else float32."""
-    return np.dtype(np.float64) if any(a.dtype != np.float32 for a in arrays) else np.dtype(np.float32)
-
-
 class PackedLayout:
     """Where each layer's W (sizes[l], sizes[l+1]) and b (sizes[l+1],) sit in a flat parameter vector packed
     as scikit-learn packs it, and the ``layout`` tuple of ``_compiled`` for a hidden and an output activation.

@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from fastbp.integrations.sklearn._compiled import ADAM_RULE, SGD_RULE
+from fastbp.nn.validation import check_real_number
 
 
 def _state_vector(value, name, n_params, dtype):
@@ -19,9 +20,7 @@ def _state_vector(value, name, n_params, dtype):
 
 
 def _real(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"_optimizer.{name} must be a finite real number, got {value!r}")
-    return float(value)
+    return check_real_number(value, f"_optimizer.{name}")
 
 
 class SGDOptimizer:
