@@ -219,3 +219,57 @@ def test_checked_models_raise_inside_compiled_code():
     with pytest.raises(ValueError, match="not \\(n, n_out\\)"):
         user_forward(checked, X[:4], np.empty((3, 2)))
     user_forward(unchecked, X, np.empty((6, 2)))  # a right call passes either way
+
+
+USER_PROCESS = """
+import numba, numpy as np, fastbp
+from fastbp import jit
+
+@numba.njit(cache=True)
+def user_loop(model, X, D, Y, dY, grad, lr):
+    jit.forward(model, X, Y)
+    dY[:, :] = Y - D
+    jit.backward(model, X, dY, grad)
+    return jit.loss_and_gradient(model, X, D, grad) + jit.sgd_step(model, X, D, lr)
+
+net = fastbp.Network([3, 5, 2], ["tanh", "identity"], seed=0)
+X, D = np.ones((4, 3)), np.zeros((4, 2))
+user_loop(net.to_jit(max_batch=4), X, D, np.empty((4, 2)), np.empty((4, 2)), np.empty(net.n_params), 0.1)
+"""
+
+PYTHON_PROCESS = """
+import numpy as np, fastbp
+from fastbp import jit
+
+net = fastbp.Network([3, 5, 2], ["tanh", "identity"], seed=0)
+twin = net.copy()
+model = net.to_jit(max_batch=4)
+X, D = np.ones((4, 3)), np.zeros((4, 2))
+Y, grad = np.empty((4, 2)), np.empty(net.n_params)
+jit.forward(model, X, Y)
+assert np.array_equal(Y, twin.forward(X))
+jit.backward(model, X, Y - D, grad)
+E = jit.loss_and_gradient(model, X, D, grad)
+assert E == twin.gradients(X, D)[0]
+assert jit.sgd_step(model, X, D, 0.1) == twin.step(X, D, lr=0.1)
+assert np.allclose(net.flat_parameters, twin.flat_parameters, rtol=1e-12, atol=1e-15)
+print("ok")
+"""
+
+
+def test_python_calls_after_a_user_function_was_cached(tmp_path):
+    """A user's cached @njit function that calls the four functions, compiled in one process, and then the
+    four called from Python in another, with the same cache: each finds its own compiled code (the functions
+    numba compiles into the user's code once shared the compiled functions' cache entries, and the Python
+    calls crashed)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    for name, script in (("user.py", USER_PROCESS), ("python_calls.py", PYTHON_PROCESS)):
+        (tmp_path / name).write_text(script)
+        command = [sys.executable, str(tmp_path / name)]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"

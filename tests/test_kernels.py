@@ -10,7 +10,8 @@ from fastbp import kernels, reference
 
 from conftest import ACTIVATIONS, assert_close
 
-SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 4), (33, 17, 9), (64, 40, 30)]  # (n, n_below, n_above); last uses BLAS
+# (n, n_below, n_above): the first four and (1, 30, 30) run in loops, the others in BLAS (kernels._blas.blas_pays)
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 4), (1, 30, 30), (32, 16, 1), (33, 17, 9), (64, 40, 30)]
 
 
 def arrays(rng, dtype, *shapes, scale=1.0):
@@ -26,6 +27,44 @@ def test_dense_forward(shape, dtype, rng):
     kernels.dense_forward(y_prev, W, b, z)
     ref = [[sum(W[i, j] * float(y_prev[s, i]) for i in range(k)) + b[j] for j in range(m)] for s in range(n)]
     assert_close(z, ref, dtype, what="z")
+
+
+def test_shapes_cover_the_loops_and_blas():
+    """SHAPES reach both ways of computing a product: BLAS for every product of BLAS_MIN_MULTIPLY_ADDS or
+    more, and for narrow layers from a few hundred (32 samples of 16 units into one: 1.1 us in loops, 0.1
+    us in BLAS); the loops for small products and for one sample of a wide layer."""
+    from fastbp.config import BLAS_MIN_MULTIPLY_ADDS
+    from fastbp.kernels._blas import blas_pays
+
+    chosen = {shape: blas_pays(*shape) for shape in SHAPES}
+    assert chosen == {(1, 1, 1): False, (1, 7, 3): False, (5, 1, 4): False, (1, 30, 30): False,
+                      (32, 16, 1): True, (33, 17, 9): True, (64, 40, 30): True}  # fmt: skip
+    assert all(blas_pays(n, k, BLAS_MIN_MULTIPLY_ADDS // (n * k) + 1) for n, k in [(1, 1), (3, 7), (40, 25)])
+
+
+def test_rows_view_is_the_reshaped_slice(rng):
+    """The engine's views: rows_view(a, start, n, m) reads and writes the entries of
+    a[start : start + n * m].reshape(n, m), for 1-D and 2-D C-contiguous arrays of both dtypes."""
+    from fastbp.kernels._jit_utils import rows_view
+
+    @numba.njit
+    def view_and_write(a, start, n, m):
+        v = rows_view(a, start, n, m)
+        copy = v.copy()
+        v[n - 1, m - 1] = -1.0
+        return copy
+
+    for dtype in (np.float64, np.float32):
+        flat = rng.normal(size=40).astype(dtype)
+        expected = flat[5:17].reshape(3, 4).copy()
+        np.testing.assert_array_equal(view_and_write(flat, 5, 3, 4), expected)
+        assert flat[16] == -1.0 and flat[15] == expected[2, 2]
+        grid = flat.reshape(8, 5).copy()
+        expected = grid.reshape(1, 40).copy()
+        np.testing.assert_array_equal(view_and_write(grid, 0, 1, 40), expected)
+        assert grid[7, 4] == -1.0
+    with pytest.raises(NotImplementedError, match="compiled code"):
+        rows_view(flat, 0, 1, 1)
 
 
 @pytest.mark.parametrize("n", [96, 360, 1000])

@@ -17,16 +17,16 @@ The work buffers come as a second tuple, ``work = (capacity, z_buf, y_buf,
 delta_buf)`` (:class:`fastbp.nn.layout.Workspace`): z, y and delta of every
 layer for up to ``capacity`` samples.
 
-Views into the flat vectors are made with slicing and ``reshape`` of
-C-contiguous slices, which neither copies nor allocates.  Nothing here
-validates: the callers in ``fastbp.nn`` do.
+Views into the flat vectors are made with ``kernels._jit_utils.rows_view`` (a
+reshaped slice, built without numba's shape helper), which neither copies nor
+allocates.  Nothing here validates: the callers in ``fastbp.nn`` do.
 """
 
 import math
 
-from fastbp.config import BLAS_MIN_MULTIPLY_ADDS, jit
-from fastbp.kernels._blas import gemm_accumulate
-from fastbp.kernels._jit_utils import all_finite, all_finite_flat, shuffle_in_place
+from fastbp.config import jit
+from fastbp.kernels._blas import blas_pays, gemm_accumulate
+from fastbp.kernels._jit_utils import all_finite, all_finite_flat, rows_view, shuffle_in_place
 from fastbp.kernels.activations import IDENTITY, SOFTMAX, activation_forward, multiply_by_derivative
 from fastbp.kernels.backprop import hidden_delta, output_delta
 from fastbp.kernels.dense import bias_gradient, dense_forward, weight_gradient
@@ -40,7 +40,7 @@ def layer_weights(theta, sizes, w_offsets, layer):
     n_below = sizes[layer]
     n_above = sizes[layer + 1]
     start = w_offsets[layer]
-    return theta[start : start + n_below * n_above].reshape((n_below, n_above))
+    return rows_view(theta, start, n_below, n_above)
 
 
 @jit
@@ -55,14 +55,14 @@ def layer_rows(buf, capacity, sizes, unit_offsets, layer, n):
     """View of the first n rows of layer ``layer``'s block of a work buffer, shape (n, sizes[l+1])."""
     width = sizes[layer + 1]
     start = capacity * unit_offsets[layer]
-    return buf[start : start + n * width].reshape((n, width))
+    return rows_view(buf, start, n, width)
 
 
 @jit
 def as_one_row(a):
     """The C-contiguous (n, m) array a as a (1, n * m) view, for elementwise kernels: their inner
     loop then runs over all n * m entries at once (a 10-unit row leaves SIMD lanes idle)."""
-    return a.reshape((1, a.shape[0] * a.shape[1]))
+    return rows_view(a, 0, 1, a.shape[0] * a.shape[1])
 
 
 @jit
@@ -111,7 +111,7 @@ def backward_pass(theta, layout, X, D, work, grad, step_lr):
     (flat, like theta) and theta is left alone.  ``step_lr > 0``: every layer
     takes the step w <- w - step_lr dE/dw instead, right after its error term
     for the layer below has been computed with its weights still unchanged.
-    Layers with at least BLAS_MIN_MULTIPLY_ADDS multiply-adds take it in one
+    Layers where BLAS pays (``kernels._blas.blas_pays``) take it in one
     GEMM, W += (-step_lr) y_prev^T delta, without writing dE/dW anywhere
     (~1.5 ms less per step on 1.5 M parameters); smaller ones go through
     ``grad``.
@@ -350,10 +350,10 @@ def gather_rows(X, D, order, start, xb, db):
 
 @jit
 def descend(W, y_prev, delta, lr, grad_W):
-    """W -= lr y_prev^T delta: one GEMM from BLAS_MIN_MULTIPLY_ADDS multiply-adds on, else through grad_W."""
+    """W -= lr y_prev^T delta: one GEMM where BLAS pays (``kernels._blas.blas_pays``), else through grad_W."""
     n, n_below = y_prev.shape
     n_above = delta.shape[1]
-    if n * n_below * n_above >= BLAS_MIN_MULTIPLY_ADDS:
+    if blas_pays(n, n_below, n_above):
         gemm_accumulate(W, y_prev, delta, -lr)
     else:
         weight_gradient(y_prev, delta, 1.0, grad_W)

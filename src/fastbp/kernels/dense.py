@@ -5,7 +5,8 @@ gradient-descent update w <- w - eta dE/dw.
 
 import numpy as np
 
-from fastbp.config import BLAS_CHUNKED_MAX, BLAS_MIN_MULTIPLY_ADDS, BLAS_ONE_THREAD_MAX, jit
+from fastbp.config import BLAS_CHUNKED_MAX, BLAS_ONE_THREAD_MAX, jit
+from fastbp.kernels._blas import blas_pays
 
 
 @jit
@@ -27,7 +28,7 @@ def dense_forward(y_prev, W, b, z):
     n, n_below = y_prev.shape
     n_above = W.shape[1]
     per_row = n_below * n_above
-    if n * per_row >= BLAS_MIN_MULTIPLY_ADDS:
+    if blas_pays(n, n_below, n_above):
         if BLAS_ONE_THREAD_MAX < n * per_row <= BLAS_CHUNKED_MAX and per_row <= BLAS_ONE_THREAD_MAX:
             rows = BLAS_ONE_THREAD_MAX // per_row
             for r0 in range(0, n, rows):
@@ -62,7 +63,7 @@ def weight_gradient(y_prev, delta, scale, grad_W):
     """
     n, n_below = y_prev.shape
     n_above = delta.shape[1]
-    if n * n_below * n_above >= BLAS_MIN_MULTIPLY_ADDS:
+    if blas_pays(n, n_below, n_above):
         np.dot(y_prev.T, delta, grad_W)
     else:
         for i in range(n_below):

@@ -101,7 +101,10 @@ def _forward_compiled(model, X, Y):
         _check_compiled(model, X, Y, scratch[:0])
     forward_pass(theta, layout, X, work)
     sizes, unit_offsets = layout[0], layout[6]
-    Y[:, :] = layer_rows(work[2], work[0], sizes, unit_offsets, sizes.shape[0] - 2, X.shape[0])
+    y_out = layer_rows(work[2], work[0], sizes, unit_offsets, sizes.shape[0] - 2, X.shape[0])
+    for s in range(y_out.shape[0]):  # a loop: numba's Y[:, :] = y_out costs ~0.2 us a call
+        for j in range(y_out.shape[1]):
+            Y[s, j] = y_out[s, j]
 
 
 @jit
@@ -178,22 +181,32 @@ def _dtype_of(model):
     return np.float32 if model.types[1].dtype == types.float32 else np.float64
 
 
-@overload(forward, jit_options=NJIT_OPTIONS)
+# The overloads hand numba the compiled functions' own Python source, so that a user's call compiles into
+# one function: a wrapper calling the compiled function would pass the model tuple (about 100 machine words)
+# once more per call, ~60 ns.  They are not cached on their own: numba would file them under the same name
+# as the compiled functions, whose Python entry points would then load them, and crash.  (A user's cached
+# function keeps them within its own compiled code.)
+_INLINE_OPTIONS = dict(NJIT_OPTIONS, cache=False)
+
+
+@overload(forward, jit_options=_INLINE_OPTIONS)
 def _forward_overload(model, X, Y):
-    return lambda model, X, Y: _forward_compiled(model, X, Y)
+    return _forward_compiled.py_func
 
 
-@overload(loss_and_gradient, jit_options=NJIT_OPTIONS)
+@overload(loss_and_gradient, jit_options=_INLINE_OPTIONS)
 def _loss_and_gradient_overload(model, X, D, grad):
-    return lambda model, X, D, grad: _loss_and_gradient_compiled(model, X, D, grad)
+    return _loss_and_gradient_compiled.py_func
 
 
-@overload(backward, jit_options=NJIT_OPTIONS)
+@overload(backward, jit_options=_INLINE_OPTIONS)
 def _backward_overload(model, X, dY, grad):
-    return lambda model, X, dY, grad: _backward_compiled(model, X, dY, grad)
+    return _backward_compiled.py_func
 
 
-@overload(sgd_step, jit_options=NJIT_OPTIONS)
+@overload(sgd_step, jit_options=_INLINE_OPTIONS)
 def _sgd_step_overload(model, X, D, lr):
+    if lr == model.types[1].dtype:
+        return _sgd_step_compiled.py_func
     cast = _dtype_of(model)
     return lambda model, X, D, lr: _sgd_step_compiled(model, X, D, cast(lr))
