@@ -1,4 +1,4 @@
-"""The README's asv commands end in a dashboard with data: asv machine, one quick benchmark run with the
+"""The asv commands of docs/performance.md end in a dashboard with data: asv machine, one quick benchmark run with the
 commit hash set, asv publish; the published graph of that benchmark holds a measured time."""
 
 import json

@@ -21,7 +21,7 @@ SGD and Adam updates, schedules, validation split, stopping): the same
 float32, ``loss="poisson"``, multilabel and multi-output targets work with
 every solver.  Where fastbp differs on purpose (a failed fit leaves the
 estimator as it was, negative sample weights and negative Poisson targets are
-refused, lbfgs keeps float32), the README says why.
+refused, lbfgs keeps float32), the documentation (docs/sklearn.md) says why.
 """
 
 from .estimators import MLPClassifier, MLPRegressor

@@ -1,0 +1,139 @@
+"""The documentation site builds with warnings as errors (docs/, README's build command), and its pages hold what
+they should: the front page, the API page of Network.fit, and the learn pages in English and Japanese with their
+formulas and the figures that the build draws from the package's own code."""
+
+import html
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+# Sphinx's own extensions and MyST use APIs that Sphinx has deprecated (napoleon: the mapping interface of autodoc's
+# options, "removed in Sphinx 11"); the suite's filterwarnings = error would turn those into a failed build. The
+# documentation's own problems are Sphinx warnings, which -W makes errors.
+pytestmark = pytest.mark.filterwarnings(
+    *(f"ignore::{category}:{module}" for category in ("DeprecationWarning", "PendingDeprecationWarning")
+      for module in ("sphinx", "myst_parser", "pydata_sphinx_theme", "docutils"))
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The HTML site, built once for this module: (output directory, sphinx's return code)."""
+    import sphinx.cmd.build
+
+    out = tmp_path_factory.mktemp("docs") / "html"
+    code = sphinx.cmd.build.build_main(["-W", "-b", "html", "-q", str(DOCS), str(out)])
+    return out, code
+
+
+def page(site, name):
+    out, code = site
+    assert code == 0, "sphinx -W -b html docs failed (its warnings are above)"
+    path = out / name
+    assert path.is_file(), f"{name} was not built"
+    return path, path.read_text(encoding="utf-8")
+
+
+def plain(text):
+    """The page's text without its tags (code blocks are split into highlighted spans)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def title(text):
+    return html.unescape(re.search(r"<title>(.*?)</title>", text, flags=re.S).group(1)).strip()
+
+
+def images(path, text):
+    """The files of the page's <img> tags, resolved against the page."""
+    return [(path.parent / src).resolve() for src in re.findall(r'<img[^>]*\bsrc="([^"]+)"', text)]
+
+
+def assert_generated_figure(path, text, name):
+    """The page shows the figure ``name``, which the build drew into docs/_generated/ and copied to the site."""
+    shown = [img for img in images(path, text) if img.name == name]
+    assert shown, f"{path.name} has no <img> of {name}"
+    assert shown[0].is_file() and shown[0].stat().st_size > 0, f"{shown[0]} is missing or empty"
+    generated = DOCS / "_generated" / name
+    assert generated.is_file() and generated.stat().st_size > 0, f"{generated} was not drawn"
+    assert shown[0].read_bytes() == generated.read_bytes()
+
+
+def test_the_build_passes_with_warnings_as_errors(site):
+    out, code = site
+    assert code == 0
+    assert (out / "index.html").is_file()
+
+
+def test_the_front_page_links_every_section(site):
+    _, text = page(site, "index.html")
+    assert title(text).startswith("fastbp")
+    assert "pip install . && fastbp xor" in plain(text)
+    for target in ("getting-started.html", "learn/index.html", "user-guide/index.html", "kernels.html", "jit.html",
+                   "sklearn.html", "distributed.html", "performance.html", "api.html", "layout.html",
+                   "changelog.html"):  # fmt: skip
+        assert f'href="{target}' in text, f"index.html does not link {target}"
+
+
+def test_the_api_reference_has_a_page_for_network_fit(site):
+    path, text = page(site, "_generated/api/fastbp.Network.fit.html")
+    assert title(text).startswith("fastbp.Network.fit")
+    assert 'id="fastbp.Network.fit"' in text
+    assert "Mini-batch training for whole epochs" in text  # the docstring
+    for parameter in ("batch_size", "optimizer", "validation_data", "DivergenceError"):
+        assert parameter in text
+    _, api = page(site, "api.html")
+    for name in ("fastbp.Network", "fastbp.kernels.dense_forward", "fastbp.jit.sgd_step",
+                 "fastbp.sklearn.MLPClassifier", "fastbp.distributed.sweep", "fastbp.reference.backward"):  # fmt: skip
+        assert f'href="_generated/api/{name}.html' in api, f"api.html does not link {name}"
+
+
+@pytest.mark.parametrize(
+    "name, heading, exercise",
+    [
+        ("learn/en.html", "Learn backprop (English)", "Exercise 1 (tutorial section 7.1)"),
+        ("learn/ja.html", "誤差逆伝播法を学ぶ(日本語)", "問題 1(チュートリアル 7.1 節)"),
+    ],
+)
+def test_the_learn_pages_put_formulas_next_to_kernels_and_show_the_figures(site, name, heading, exercise):
+    path, text = page(site, name)
+    assert title(text).startswith(heading)
+    assert exercise in text  # the output of `fastbp exercise 1` (--lang ja), included from docs/_generated/
+    assert "Exercise 2 (tutorial section 7.2)" in text or "問題 2(チュートリアル 7.2 節)" in text
+    # the formulas, for MathJax, each next to the kernel that computes it
+    for formula, kernel in [
+        (r"z_j^{(l)} = \sum_i w_{ij}^{(l)} y_i^{(l-1)} + b_j^{(l)}", "dense_forward"),
+        (r"\delta_j^{(L)} = \frac{\partial E}{\partial z_j^{(L)}}", "output_delta"),
+        (r"\delta_j^{(l)} = \Big(\sum_k \delta_k^{(l+1)} w_{jk}^{(l+1)}\Big)", "hidden_delta"),
+        (r"\frac{\partial E}{\partial w_{ij}^{(l)}} = \delta_j^{(l)}\, y_i^{(l-1)}", "weight_gradient"),
+    ]:
+        at = text.find(formula)
+        assert at >= 0, f"{name} lacks the formula {formula}"
+        assert f"fastbp.kernels.{kernel}" in text[at : at + 3000], f"{kernel} is not next to {formula}"
+    assert 'class="math notranslate nohighlight"' in text
+    for figure in ("activations.png", "xor-boundary.png"):
+        assert_generated_figure(path, text, figure)
+
+
+def test_the_performance_page_shows_the_generated_map(site):
+    path, text = page(site, "performance.html")
+    assert title(text).startswith("Performance")
+    assert "asv machine --yes" in plain(text) and "asv preview" in plain(text)
+    for figure in ("size_grid_epyc.png", "size_grid.png"):
+        assert_generated_figure(path, text, figure)
+
+
+def test_the_code_examples_run_as_doctests(tmp_path):
+    """sphinx's doctest builder runs every doctest block of the pages (the shapes of Network.forward, exercise 1
+    through the kernels, ...) and fails the build if one of them prints something else."""
+    import sphinx.cmd.build
+
+    out = tmp_path / "doctest"
+    assert sphinx.cmd.build.build_main(["-W", "-b", "doctest", "-q", str(DOCS), str(out)]) == 0
+    report = (out / "output.txt").read_text(encoding="utf-8")
+    summary = re.search(r"(\d+) tests\s+0 failures in tests", report)  # the summary of all documents
+    assert summary and int(summary.group(1)) >= 10, report[-2000:]
+    assert "0 failures in setup code" in report, report[-2000:]
