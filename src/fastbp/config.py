@@ -26,6 +26,7 @@ cache and clears its cached functions when any source changed.
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import numba
 
@@ -44,7 +45,7 @@ COMPILED_SOURCES = (
     "integrations/sklearn/_compiled.py",
 )
 
-NJIT_OPTIONS = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=True)
+NJIT_OPTIONS: Any = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
 # Below this many multiply-adds per layer call, plain loops beat a BLAS call
 # (the call overhead of np.dot is ~0.3-1 us).

@@ -51,7 +51,7 @@ from fastbp.kernels.losses import SQUARED_ERROR
 MAX_PARAMS = 256
 CODEGEN_VERSION = 7
 
-_loaded = {}
+_loaded: dict[tuple, object] = {}
 
 
 def supports(layout):

@@ -83,7 +83,7 @@ MIN_JUDGED_BARRIERS = 64
 _one_thread_until = -math.inf
 
 
-_cpus = []  # [count] once asked; emptied in a forked child
+_cpus: list[int] = []  # [count] once asked; emptied in a forked child
 
 
 def available_cpus():
@@ -292,7 +292,7 @@ _helper_entry = fit_epochs_share  # what the helpers call (a test replaces it to
 _wide_helper_entry = fit_epochs_wide  # the same for the wide fit
 
 
-_ran_before = set()  # the dtypes of threaded runs so far: a first run compiles (or loads) the shares
+_ran_before: set = set()  # the dtypes of threaded runs so far: a first run compiles (or loads) the shares
 
 
 def run_team(helpers, helper_entry, entry, args_of, n_threads, sync, dtype):
@@ -349,7 +349,7 @@ def _on_one_blas_thread(entry, *args):
     return entry(*args)
 
 
-_blas_controls = []  # [list of OpenBLAS's openblas_set_num_threads_local functions] once looked up
+_blas_controls: list = []  # [list of OpenBLAS's openblas_set_num_threads_local functions] once looked up
 
 
 def _blas_local_controls():

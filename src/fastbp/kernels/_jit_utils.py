@@ -1,5 +1,7 @@
 """Small compiled helpers shared by the engine and the generated code."""
 
+from typing import Any
+
 import numba
 import numpy as np
 from numba.core import cgutils, types
@@ -9,13 +11,15 @@ from numba.np.arrayobj import make_array, populate_array
 
 from fastbp.config import jit
 
+_CACHE_ONLY: Any = {"cache": True}  # numba's type for jit_options has no "cache"
+
 
 def as_rows(X):
     """X as 2-D rows: a 1-D array (one sample) becomes a (1, n) view; a 2-D array is returned as is."""
     raise NotImplementedError("as_rows is only callable from compiled code")
 
 
-@overload(as_rows, jit_options={"cache": True})
+@overload(as_rows, jit_options=_CACHE_ONLY)
 def _as_rows_overload(X):
     if X.ndim == 1:
         return lambda X: X[None, :]
@@ -59,7 +63,7 @@ def _rows_view(typingctx, a, start, n, m):
     return sig, codegen
 
 
-@overload(rows_view, jit_options={"cache": True})
+@overload(rows_view, jit_options=_CACHE_ONLY)
 def _rows_view_overload(a, start, n, m):
     if numba.config.BOUNDSCHECK or a.layout != "C":
         return lambda a, start, n, m: a.reshape(a.size)[start : start + n * m].reshape((n, m))

@@ -13,6 +13,8 @@ an array's end) unless the model was made with ``checked=True``; then a wrong sh
 too.  Nothing allocates.
 """
 
+from typing import Any
+
 import numpy as np
 from numba.core import types
 from numba.extending import overload
@@ -24,7 +26,7 @@ from fastbp.nn.layout import Workspace
 from fastbp.nn.validation import check_bool, check_positive_int, check_positive_number
 
 
-def to_jit(net, max_batch=64, checked=False):
+def to_jit(net, max_batch: int = 64, checked: bool = False) -> tuple:
     """The model tuple of ``net`` for batches of up to ``max_batch`` samples (see the module docstring)."""
     check_positive_int(max_batch, "max_batch")
     check_bool(checked, "checked")
@@ -148,28 +150,28 @@ def _sgd_step_compiled(model, X, D, lr):
 # ----------------------------------------------------------------------------- the public functions
 
 
-def forward(model, X, Y):
+def forward(model: tuple, X: np.ndarray, Y: np.ndarray) -> None:
     """Y (n, n_out) <- the network's output for X (n, n_in), n <= max_batch; also fills the model's buffers
     for :func:`backward`.  Inside ``@njit`` code nothing is checked (unless ``checked=True``)."""
     _check_batch(model, X, (Y,), ("Y",))
     _forward_compiled(model, X, Y)
 
 
-def loss_and_gradient(model, X, D, grad):
+def loss_and_gradient(model: tuple, X: np.ndarray, D: np.ndarray, grad: np.ndarray) -> float:
     """E of the batch, as ``Network.gradients`` gives it (mean over samples), with dE/dtheta written to
     grad (n_params,), in the order of ``flat_parameters``.  Unchecked inside ``@njit`` code."""
     _check_batch(model, X, (D, grad), ("D", "grad"))
     return float(_loss_and_gradient_compiled(model, X, D, grad))
 
 
-def backward(model, X, dY, grad):
+def backward(model: tuple, X: np.ndarray, dY: np.ndarray, grad: np.ndarray) -> None:
     """grad (n_params,) <- dE/dtheta given dY (n, n_out) = dE/dY for the last :func:`forward` on X: the
     vector-Jacobian product of the network, for a loss of your own.  Unchecked inside ``@njit`` code."""
     _check_batch(model, X, (dY, grad), ("dY", "grad"))
     _backward_compiled(model, X, dY, grad)
 
 
-def sgd_step(model, X, D, lr):
+def sgd_step(model: tuple, X: np.ndarray, D: np.ndarray, lr: float) -> float:
     """One gradient-descent step on the network's parameters, as ``Network.step``; returns E before it.
     Unchecked inside ``@njit`` code."""
     _check_batch(model, X, (D,), ("D",))
@@ -186,7 +188,7 @@ def _dtype_of(model):
 # once more per call, ~60 ns.  They are not cached on their own: numba would file them under the same name
 # as the compiled functions, whose Python entry points would then load them, and crash.  (A user's cached
 # function keeps them within its own compiled code.)
-_INLINE_OPTIONS = dict(NJIT_OPTIONS, cache=False)
+_INLINE_OPTIONS: Any = dict(NJIT_OPTIONS, cache=False)
 
 
 @overload(forward, jit_options=_INLINE_OPTIONS)

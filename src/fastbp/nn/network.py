@@ -12,17 +12,24 @@ Every method validates its inputs in Python, then runs one compiled function
 batches.
 """
 
+from __future__ import annotations
+
 import math
+import os
+from collections.abc import Callable, Sequence
 from operator import attrgetter
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from fastbp.nn import persistence, training
 from fastbp.nn.activations import init_bound, parse_activation
-from fastbp.nn.history import trace_one
+from fastbp.nn.history import History, Trace, trace_one
 from fastbp.nn.jit_model import to_jit
 from fastbp.nn.layout import Gradients, Layout
 from fastbp.nn.losses import check_loss, check_pairing
+from fastbp.nn.optimizers import Optimizer
 from fastbp.nn.passes import CompiledPasses
 from fastbp.nn.validation import (
     as_batch,
@@ -65,7 +72,8 @@ class Network:
         biases start at zero.
     """
 
-    def __init__(self, sizes, activations, loss="squared_error", dtype=np.float64, seed=None):
+    def __init__(self, sizes: Sequence[int], activations: str | Sequence[str], loss: str = "squared_error",
+                 dtype: DTypeLike = np.float64, seed: int | None = None) -> None:  # fmt: skip
         sizes = check_sizes(sizes)
         activations = check_activations(activations, len(sizes) - 1)
         dtype = check_float_dtype(dtype)
@@ -76,7 +84,8 @@ class Network:
             W[...] = rng.uniform(-bound, bound, size=W.shape)
 
     @classmethod
-    def from_weights(cls, weights, biases, activations, loss="squared_error"):
+    def from_weights(cls, weights: Sequence[ArrayLike], biases: Sequence[ArrayLike],
+                     activations: str | Sequence[str], loss: str = "squared_error") -> Network:  # fmt: skip
         """A network with copies of the given weights and biases.
 
         Parameters
@@ -127,16 +136,14 @@ class Network:
     )
 
     def __repr__(self):
-        return (
-            f"Network(sizes={list(self._sizes)}, activations={list(self._activations)}, "
-            f"loss={self._loss!r}, dtype={self._dtype.name})"
-        )
+        sizes, activations = list(self._sizes), list(self._activations)
+        return f"Network(sizes={sizes}, activations={activations}, loss={self._loss!r}, dtype={self._dtype.name})"
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> None:
         """Write the network to ``path`` (an ``.npz`` file, written atomically); read it with ``fastbp.load``."""
         persistence.save(self, path)
 
-    def copy(self):
+    def copy(self) -> Network:
         """An independent network with the same architecture, parameters and compiled engine."""
         twin = Network.from_weights(self.weights, self.biases, self._activations, self._loss)
         if self._passes.small is None:
@@ -154,7 +161,7 @@ class Network:
         """ValueError naming the first weight or bias that is NaN or infinite (e.g. after an edit of a view)."""
         check_parameters_finite(self._theta, self._layout)
 
-    def forward(self, X):
+    def forward(self, X: ArrayLike) -> np.ndarray:
         """The network's output for each sample.
 
         Parameters
@@ -170,7 +177,7 @@ class Network:
         Y = self._passes.forward(X2)
         return Y[0] if one_sample else Y
 
-    def gradients(self, X, D, out=None):
+    def gradients(self, X: ArrayLike, D: ArrayLike, out: Gradients | None = None) -> tuple[float, Gradients]:
         """The loss and its gradient with respect to every weight and bias.
 
         Parameters
@@ -197,7 +204,7 @@ class Network:
             E = passes.loss_and_gradient(X2, D2, grad)
         return float(E), out if out is not None else Gradients(self._layout, grad)
 
-    def step(self, X, D, lr=0.1):
+    def step(self, X: ArrayLike, D: ArrayLike, lr: float = 0.1) -> float:
         """One gradient-descent step on all weights and biases: w <- w - lr dE/dw, b <- b - lr dE/db.
 
         Parameters
@@ -223,9 +230,12 @@ class Network:
         return float(passes.train_step(X2, D2, check_positive_number(lr, "lr")))
 
     def fit(
-        self, X, D, epochs=1, lr=None, batch_size=32, shuffle=True, seed=None, trainable=None, optimizer=None,
-        validation_data=None, patience=None, min_delta=0.0, lr_schedule=None, callbacks=None,
-    ):  # fmt: skip
+        self, X: ArrayLike, D: ArrayLike, epochs: int = 1, lr: float | None = None, batch_size: int = 32,
+        shuffle: bool = True, seed: int | None = None, trainable: Sequence[bool] | None = None,
+        optimizer: str | Optimizer | None = None, validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        patience: int | None = None, min_delta: float = 0.0, lr_schedule: Callable | Any | None = None,
+        callbacks: Sequence[Callable[..., Any]] | None = None,
+    ) -> History:  # fmt: skip
         """Mini-batch training for whole epochs, compiled end to end.
 
         Parameters
@@ -291,16 +301,14 @@ class Network:
         Without validation data, early stopping and callbacks the whole run is
         one compiled call; with them, one compiled call per epoch.
         """
-        return training.fit(
-            self, X, D, epochs, lr, batch_size, shuffle, seed, trainable, optimizer,
-            validation_data, patience, min_delta, lr_schedule, callbacks,
-        )  # fmt: skip
+        return training.fit(self, X, D, epochs, lr, batch_size, shuffle, seed, trainable, optimizer, validation_data,
+                            patience, min_delta, lr_schedule, callbacks)  # fmt: skip
 
-    def to_jit(self, max_batch=64, checked=False):
+    def to_jit(self, max_batch: int = 64, checked: bool = False) -> tuple:
         """A numba-typed model of this network (sharing its parameters) for ``fastbp.jit`` and ``@njit`` code."""
         return to_jit(self, max_batch, checked)
 
-    def evaluate(self, X, D):
+    def evaluate(self, X: ArrayLike, D: ArrayLike) -> tuple[float, float | None]:
         """The mean loss on (X, D) and, for classification losses, the accuracy (else None).
 
         Parameters
@@ -316,7 +324,7 @@ class Network:
         with self._passes.lock:
             return self._passes.evaluate(X2, D2)
 
-    def trace(self, x, d, lr=None):
+    def trace(self, x: ArrayLike, d: ArrayLike, lr: float | None = None) -> Trace:
         """Every intermediate number of backprop for one sample, as in the tutorial.
 
         Parameters
@@ -340,7 +348,7 @@ class Network:
         return trace_one(self, X2, D2, lr)
 
 
-def load(path):
+def load(path: str | os.PathLike) -> Network:
     """The network saved in ``path`` by :meth:`Network.save`, with its last optimizer and that optimizer's state.
 
     Raises

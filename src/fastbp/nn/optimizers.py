@@ -83,8 +83,8 @@ class Optimizer:
     keeps no such state; ``reset()`` forgets them.
     """
 
-    code = None
-    name = None
+    code: int | None = None
+    name: str | None = None
     lr = _Hyperparameter(0.0, low_open=True)
 
     def __init__(self, lr):

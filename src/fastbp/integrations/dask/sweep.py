@@ -121,7 +121,7 @@ def _check_config(i, config, n_in, n_out, checked):
     return full
 
 
-_warmed = set()
+_warmed: set = set()
 
 
 def _train_one(full, X, D, validation, return_parameters):
