@@ -259,14 +259,14 @@ print("ok")
 
 def test_python_calls_after_a_user_function_was_cached(tmp_path):
     """A user's cached @njit function that calls the four functions, compiled in one process, and then the
-    four called from Python in another, with the same cache: each finds its own compiled code (the functions
+    four called from Python in another, with the same caches: each finds its own compiled code (the functions
     numba compiles into the user's code once shared the compiled functions' cache entries, and the Python
     calls crashed)."""
     import os
     import subprocess
     import sys
 
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env = dict(os.environ)  # the caches the suite uses, so that only the user's function compiles anew
     for name, script in (("user.py", USER_PROCESS), ("python_calls.py", PYTHON_PROCESS)):
         (tmp_path / name).write_text(script)
         command = [sys.executable, str(tmp_path / name)]
