@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.compare import format_time
+
 LOOPS = ("huber", "sgd", "simulation")
 TOOLS = ("fastbp", "torch", "jax")
 HUBER = dict(sizes=[1, 32, 32, 1], n=2048, batch=64, epochs=10, lr=0.01)
@@ -305,13 +307,6 @@ def measure(loops=LOOPS, rounds=3, repeats=5, tools=TOOLS):
         for entry in results[loop].values():
             entry["seconds"] = statistics.median(entry.pop("times"))
     return results
-
-
-def format_time(seconds):
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds * 1e9:.3g} ns"
 
 
 def table(results):

@@ -14,7 +14,6 @@ Nothing there is committed: it is made again by every build.
 """
 
 import contextlib
-import importlib.util
 import inspect
 import io
 import json
@@ -25,6 +24,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 GENERATED = DOCS / "_generated"
+sys.path.append(str(ROOT))  # for benchmarks/, whose size_grid draws the performance maps
 
 import fastbp  # noqa: E402  (installed with pip install ".[docs]")
 
@@ -101,14 +101,6 @@ COMMANDS = {
 }
 
 
-def _load_benchmark(name):
-    """A module of benchmarks/ imported by its path (the benchmarks are not installed with the package)."""
-    spec = importlib.util.spec_from_file_location(f"_fastbp_docs_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _command_output(argv):
     """What ``fastbp ARGV`` prints, run through the command's own main function."""
     from fastbp.tutorial.cli import main
@@ -158,7 +150,8 @@ def generate(app=None):
     _save_figure(GENERATED / "xor-boundary.png", xor_boundary)
 
     # the performance maps: benchmarks/size_grid.py's heatmap of the kept measurements
-    size_grid = _load_benchmark("size_grid")
+    from benchmarks import size_grid  # the repository's benchmarks package (not installed with fastbp)
+
     for figure, measurements in SIZE_GRIDS.items():
         results = json.loads((DOCS / "images" / measurements).read_text())["results"]
         _save_figure(GENERATED / figure, lambda p, r=results: size_grid.heatmap(r, ["float32", "float64"], p))
@@ -233,26 +226,11 @@ def skip_foreign_members(app, what, name, obj, skip, options):
     return None
 
 
-_LITERAL = re.compile(r"(``.*?``|`[^`]*`)")
-
-
-def _escape_plain_text_markup(line):
-    """Outside literals: ``theta *= c`` is an operator, not the start of emphasis, and ``|z|`` an absolute value,
-    not a substitution; both are escaped so that reST shows them as written."""
-    parts = _LITERAL.split(line)
-    for i in range(0, len(parts), 2):
-        parts[i] = re.sub(r"(?<![\\*])\*(?=\s*=)", r"\\*", parts[i])
-        parts[i] = re.sub(r"(?<![\\\w|])\|([\w.]+)\|(?!\w)", r"\\|\1\\|", parts[i])
-    return "".join(parts)
-
-
 def clean_docstring(app, what, name, obj, options, lines):
-    """Plain-text formulas in the docstrings (``delta *= f'(z)``, ``e^-|z|``) shown as written; a constant
-    without a docstring of its own gets none (instead of the docstring of int, dict or tuple)."""
+    """A constant without a docstring of its own gets none (instead of the docstring of int, dict or tuple)."""
     own = inspect.cleandoc(type(obj).__doc__ or "")
     if what in ("data", "attribute") and "\n".join(lines).strip() == own.strip():
         lines[:] = []
-    lines[:] = [_escape_plain_text_markup(line) for line in lines]
 
 
 def setup(app):

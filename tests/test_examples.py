@@ -1,16 +1,6 @@
 """The fastbp.jit examples in examples/ run, and do what they say."""
 
-import importlib.util
-import pathlib
-
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmarks.jit_loop import example as load
 
 
 def test_custom_loss_example_trains_the_network(capsys):

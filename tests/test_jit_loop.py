@@ -2,8 +2,6 @@
 each installed tool runs each loop and reports a time, and every tool computes the same numbers (the same
 initial parameters, data and steps in float64), so the benchmark times the same work."""
 
-import importlib.util
-
 import pytest
 
 from benchmarks import jit_loop
@@ -18,7 +16,7 @@ def results():
 def test_each_tool_times_the_loop_and_computes_the_same(results, loop):
     by_tool = results[loop]
     assert by_tool["fastbp"]["seconds"] > 0
-    peers = [tool for tool in jit_loop.TOOLS[1:] if importlib.util.find_spec(tool) is not None]
+    peers = [tool for tool in jit_loop.TOOLS[1:] if jit_loop.installed(tool)]
     assert sorted(by_tool) == sorted(["fastbp", *peers])
     for tool in peers:
         assert by_tool[tool]["seconds"] > 0

@@ -189,9 +189,8 @@ def blas_pays(n, n_below, n_above):
     A BLAS call costs ~45 ns plus ~0.08 ns per multiply-add (0.14 ns for a single sample); the loops (over
     samples s, units i below, then units j above, vectorised over j) take ~2.5 ns per (s, i) pair for the
     first 8 j and ~0.8 ns per further 8, as each z[s, j] waits for its previous multiply-add (measured, AMD
-    EPYC, float64).  So loops
-    win for a single sample of a wide layer, and BLAS from a few hundred multiply-adds on for narrow ones:
-    32 samples of 16 units into 1 take 1.1 us in loops, 0.1 us in BLAS.
+    EPYC, float64).  So loops win for a single sample of a wide layer, and BLAS from a few hundred
+    multiply-adds on for narrow ones: 32 samples of 16 units into 1 take 1.1 us in loops, 0.1 us in BLAS.
     """
     chain_steps = n * n_below
     loops_ns = chain_steps * (2.5 + 0.8 * ((n_above - 1) // 8))

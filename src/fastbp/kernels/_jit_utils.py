@@ -31,9 +31,10 @@ def rows_view(a, start, n, m):
     (any number of dimensions, read in C order): no copy, no allocation.  Compiled code only.
 
     numba's ``a[start:stop].reshape((n, m))`` calls a shape helper (~12 ns a view, measured here: AMD EPYC),
-    which is most of a small network's pass; this view is built directly.  Unchecked, as numba's indexing:
-    the caller keeps the range inside a.  Under ``NUMBA_BOUNDSCHECK=1`` it is the slice and ``reshape``, so
-    that a range outside a raises there.
+    which is most of a small network's pass; this view is built directly.  It holds no reference to a (no
+    reference counting either): use it only while a is alive, and never return it to Python.  Unchecked,
+    as numba's indexing: the caller keeps the range inside a.  Under ``NUMBA_BOUNDSCHECK=1`` it is the slice
+    and ``reshape``, so that a range outside a raises there.
     """
     raise NotImplementedError("rows_view is only callable from compiled code")
 

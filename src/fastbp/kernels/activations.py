@@ -237,7 +237,7 @@ def activation_forward(code, z, y, alpha=0.01):
 
 @jit
 def multiply_by_derivative(code, z, y, delta, alpha=0.01):
-    """delta *= f'(z) elementwise, given y = f(z); the factor that turns dE/dy into dE/dz.
+    """``delta *= f'(z)`` elementwise, given y = f(z); the factor that turns dE/dy into dE/dz.
 
     For SOFTMAX the Jacobian is not diagonal: each row becomes
     y_j (delta_j - sum_k delta_k y_k).

@@ -114,7 +114,7 @@ def cross_entropy_of_softmax(z, y, d):
 def binary_cross_entropy(z, d):
     """E = mean over samples of -sum_j [d_j log y_j + (1 - d_j) log(1 - y_j)] with y = sigma(z).
 
-    Computed from z as max(z, 0) - z d + log(1 + e^-|z|): finite for every
+    Computed from z as ``max(z, 0) - z d + log(1 + e^-|z|)``: finite for every
     finite z, exact for saturated outputs.
 
     Parameters

@@ -78,7 +78,7 @@ def optimizer_update(
     the bias correction of v as a multiplication by 1 / (1 - b2^t) under the
     root (PyTorch divides sqrt(v) by sqrt(1 - b2^t): the same to an ulp, and a
     division is the slowest part of this loop).
-    AdamW: theta *= 1 - lr weight_decay first, then Adam without the L2 term.
+    AdamW: ``theta *= 1 - lr weight_decay`` first, then Adam without the L2 term.
     The coefficients are worked out in float64 and rounded once to the
     parameters' dtype; the per-parameter arithmetic is in that dtype (as in
     PyTorch: float32 parameters get float32 square roots and divisions, which

@@ -248,7 +248,7 @@ class Adam(Optimizer):
     beta1, beta2 : float in [0, 1)
     eps : float > 0
     weight_decay : float >= 0
-        Adam: added to the gradient (L2).  AdamW: decoupled, theta *= 1 - lr weight_decay.
+        Adam: added to the gradient (L2).  AdamW: decoupled, ``theta *= 1 - lr weight_decay``.
     """
 
     code = kernels.ADAM
@@ -286,7 +286,7 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov and Hutter): theta *= 1 - lr weight_decay, default 0.01."""
+    """Adam with decoupled weight decay (Loshchilov and Hutter): ``theta *= 1 - lr weight_decay``, default 0.01."""
 
     code = kernels.ADAMW
     name = "adamw"
