@@ -1,6 +1,10 @@
 """asv: training the digits classifier, fastbp against scikit-learn's MLPClassifier (issue 6)."""
 
-from .digits_classifier import DTYPES, ESTIMATORS, IMPLS, LBFGS_ITERATIONS, setup
+from . import digits_classifier
+from .digits_classifier import DTYPES, ESTIMATORS, IMPLS, LBFGS_ITERATIONS
+
+# (digits_classifier.setup is not imported by name: asv would call a module-level ``setup`` before every
+# benchmark of this module, with the parameters as its arguments)
 
 
 class DigitsClassifier:
@@ -11,7 +15,7 @@ class DigitsClassifier:
     timeout = 300
 
     def setup(self, impl, dtype):
-        self.run = setup(impl, dtype=dtype)  # numba compilation happens here
+        self.run = digits_classifier.setup(impl, dtype=dtype)  # numba compilation happens here
 
     def time_train(self, impl, dtype):
         self.run()
@@ -30,7 +34,7 @@ class DigitsLbfgs:
     timeout = 300
 
     def setup(self, impl, dtype):
-        self.run = setup(impl, epochs=LBFGS_ITERATIONS, dtype=dtype, solver="lbfgs")
+        self.run = digits_classifier.setup(impl, epochs=LBFGS_ITERATIONS, dtype=dtype, solver="lbfgs")
 
     def time_train(self, impl, dtype):
         self.run()

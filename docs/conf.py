@@ -17,7 +17,9 @@ import contextlib
 import inspect
 import io
 import json
+import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -57,6 +59,13 @@ templates_path = ["_templates"]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 toc_object_entries = False  # the page tables of contents list headings, not every documented name
+
+# MathJax: MathJax 3 from its CDN, unless FASTBP_DOCS_MATHJAX2 names a local MathJax 2 (Debian's libjs-mathjax:
+# /usr/share/javascript/mathjax/MathJax.js), for a site read offline (the browser test in tests/test_docs.py).
+# MathJax 2 skips what is inside class "tex2jax_ignore" (the theme's page body) unless told to take class "math".
+if os.environ.get("FASTBP_DOCS_MATHJAX2"):
+    mathjax_path = Path(os.environ["FASTBP_DOCS_MATHJAX2"]).resolve().as_uri() + "?config=TeX-AMS_SVG"
+    mathjax2_config = {"tex2jax": {"processClass": "math", "processEscapes": True}}
 
 # autodoc and autosummary: one page per public name, numpy-style docstrings (napoleon)
 autosummary_generate = True
@@ -233,10 +242,20 @@ def clean_docstring(app, what, name, obj, options, lines):
         lines[:] = []
 
 
+ASV_DASHBOARD = ROOT / ".asv" / "html"  # where asv publish writes it (asv.conf.json's html_dir)
+
+
+def copy_asv_dashboard(app, exception):
+    """The asv dashboard, if ``asv publish`` wrote one, into the site as asv/ (performance.md links it)."""
+    if exception is None and app.builder.format == "html" and (ASV_DASHBOARD / "index.html").is_file():
+        shutil.copytree(ASV_DASHBOARD, Path(app.outdir) / "asv", dirs_exist_ok=True)
+
+
 def setup(app):
     # before autosummary's own builder-inited handler (priority 500), which reads the pages
     app.connect("builder-inited", generate, priority=400)
     app.connect("builder-inited", check_api_reference, priority=450)
     app.connect("autodoc-skip-member", skip_foreign_members)
     app.connect("autodoc-process-docstring", clean_docstring)
+    app.connect("build-finished", copy_asv_dashboard)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

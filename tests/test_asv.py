@@ -50,3 +50,16 @@ def test_asv_run_then_publish_gives_a_dashboard_with_a_result(tmp_path):
     times = [t for _, values in points for t in (values if isinstance(values, list) else [values]) if t is not None]
     assert times and all(0 < t < 1 for t in times), points
     assert (tmp_path / "html" / "index.html").exists()
+
+
+def test_no_asv_suite_has_a_module_level_setup_by_accident():
+    """asv calls a module-level ``setup`` (or ``teardown``) of a benchmark file before (after) every benchmark in
+    it, with the benchmark's parameters: a helper imported under that name (bench_digits_classifier once imported
+    digits_classifier.setup) fails each parametrized benchmark under asv while the test suite, which calls the
+    classes' methods, passes."""
+    import importlib
+
+    for path in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        module = importlib.import_module(f"benchmarks.{path.stem}")
+        for hook in ("setup", "teardown", "setup_cache"):
+            assert not hasattr(module, hook), f"benchmarks/{path.name} has a module-level {hook}: asv would call it"

@@ -1,14 +1,18 @@
 """The documentation site builds with warnings as errors (docs/, README's build command), and its pages hold what
 they should: the front page, the API page of Network.fit, and the learn pages in English and Japanese with their
-formulas and the figures that the build draws from the package's own code."""
+formulas and the figures that the build draws from the package's own code; and, in a real headless Chromium, that
+the front page, the API page of Network.fit and a tutorial page render (title, typeset formulas, loaded images),
+with a screenshot of each."""
 
 import html
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from docs import browser as chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -18,7 +22,10 @@ def sphinx_build(builder, out):
     """sphinx-build -W -b builder docs out in a subprocess (autodoc imports and patches what it documents: in
     this process it would change the objects that other tests use); its return code."""
     command = [sys.executable, "-m", "sphinx", "-W", "-b", builder, "-q", str(DOCS), str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    env = dict(os.environ)
+    if chromium.LOCAL_MATHJAX2.is_file():  # formulas that render without the network, for the browser test
+        env["FASTBP_DOCS_MATHJAX2"] = str(chromium.LOCAL_MATHJAX2)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     print(result.stdout[-5000:], result.stderr[-5000:])
     return result.returncode
 
@@ -124,6 +131,10 @@ def test_the_performance_page_shows_the_generated_map(site):
     assert "asv machine --yes" in plain(text) and "asv preview" in plain(text)
     for figure in ("size_grid_epyc.png", "size_grid.png"):
         assert_generated_figure(path, text, figure)
+    # the asv dashboard: a link into the site (where the build copies a published one) and its screenshot
+    assert 'href="asv/index.html"' in text
+    shot = [img for img in images(path, text) if img.name == "asv-dashboard.png"]
+    assert shot and png_size(shot[0])[0] >= 1000, "performance.html lacks the dashboard's screenshot"
 
 
 def test_the_code_examples_run_as_doctests(tmp_path):
@@ -135,3 +146,69 @@ def test_the_code_examples_run_as_doctests(tmp_path):
     summary = re.search(r"(\d+) tests\s+0 failures in tests", report)  # the summary of all documents
     assert summary and int(summary.group(1)) >= 10, report[-2000:]
     assert "0 failures in setup code" in report, report[-2000:]
+
+
+# -- in a real browser -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's chromium and chromium-driver, selenium).  Skipped where they are missing,
+    unless FASTBP_REQUIRE_BROWSER is set (CI installs them and sets it): then their absence fails."""
+    reason = chromium.missing()
+    if not reason and not chromium.LOCAL_MATHJAX2.is_file():
+        reason = f"no local MathJax 2 at {chromium.LOCAL_MATHJAX2} (apt-get install libjs-mathjax)"
+    if reason:
+        if os.environ.get("FASTBP_REQUIRE_BROWSER"):
+            pytest.fail(f"FASTBP_REQUIRE_BROWSER is set but this machine has {reason}")
+        pytest.skip(reason)
+    driver = chromium.open_browser()
+    yield driver
+    driver.quit()
+
+
+def png_size(path):
+    """(width, height) from a PNG file's header."""
+    header = Path(path).read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+@pytest.mark.parametrize(
+    "name, heading, anchor, figures",
+    [
+        ("index.html", "fastbp", None, ["xor-boundary.png"]),
+        ("_generated/api/fastbp.Network.fit.html", "fastbp.Network.fit", None, []),
+        (
+            "learn/en.html",
+            "Learn backprop (English)",
+            "the-hidden-error-terms",
+            ["activations.png", "xor-boundary.png"],
+        ),
+    ],
+)
+def test_the_pages_render_in_chromium(site, browser, name, heading, anchor, figures):
+    path, text = page(site, name)
+    rendered = chromium.load(browser, path.as_uri())
+    assert rendered["title"].startswith(heading), rendered["title"]
+    assert rendered["heading"].strip().rstrip("#").strip().startswith(heading.split(" (")[0]), rendered["heading"]
+    # every formula on the page typeset by MathJax, none of them a TeX error
+    assert rendered["math_elements"] == text.count('class="math notranslate nohighlight"')
+    assert rendered["typeset"] == rendered["math_elements"], rendered
+    assert rendered["math_errors"] == 0, rendered
+    if figures:
+        assert rendered["typeset"] > 0, f"{name} shows no formula"
+    for figure in figures:
+        shown = [image for image in rendered["images"] if image["src"].endswith(figure)]
+        assert shown, f"{name} shows no {figure}: {rendered['images']}"
+        assert shown[0]["complete"] and shown[0]["width"] > 0 and shown[0]["height"] > 0, shown[0]
+    if name.startswith("_generated/api"):  # the signature and the parameters of the docstring, laid out
+        box = browser.execute_script(
+            "const e = document.getElementById(arguments[0]); const r = e.getBoundingClientRect();"
+            "return [r.width, r.height, e.textContent];", "fastbp.Network.fit")  # fmt: skip
+        assert box[0] > 0 and box[1] > 0 and "batch_size" in box[2], box
+    # kept where the README's docs build goes (docs/_build, not committed), to look at
+    out = DOCS / "_build" / "screenshots" / (name.replace("/", "_").removesuffix(".html") + ".png")
+    chromium.screenshot(browser, out, anchor)
+    assert png_size(out) == tuple(browser.execute_script("return [window.innerWidth, window.innerHeight]"))
+    assert out.stat().st_size > 50_000, "the screenshot is nearly blank"  # a white 1280 x 1057 PNG: ~5 KB
