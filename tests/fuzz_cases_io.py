@@ -236,7 +236,7 @@ def _sample_weight(kind, n, rng):
     if kind in weights:
         return weights[kind]
     w = rng.uniform(0.1, 2.0, n)
-    w[0] = -1.0 if kind == "negative" else np.nan
+    w[:1] = -1.0 if kind == "negative" else np.nan  # (none to set for an empty X)
     return w
 
 
