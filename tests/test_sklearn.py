@@ -416,29 +416,37 @@ def test_lbfgs_objective_matches_scikit_learn_and_central_differences(kind):
 
 
 def test_lbfgs_fits_like_scikit_learn():
-    """From the same parameters, L-BFGS-B on the same objective takes the same steps: after 40 iterations
-    n_iter_, loss_ and coefs_ agree with scikit-learn's lbfgs (to 1e-6 of each array's largest entry); the
-    classifier has no partial_fit, as there."""
+    """From the same parameters, L-BFGS-B on the same objective takes the same steps: n_iter_ is 40 for both,
+    after 15 iterations loss_ and coefs_ agree to 1e-6 (the issue's bar for the same model; coefs_ relative to
+    each array's largest entry), after 40 to 1e-4; the classifier has no partial_fit, as there.
+
+    Forty quasi-Newton steps magnify rounding differences (loop order against BLAS): a line search can take
+    another branch, which once left the final loss 3.8e-5 (relative) from scikit-learn's in CI's run on the
+    oldest versions (numpy 1.24, scipy 1.11), and passed on every rerun."""
     import sklearn.neural_network as skn
 
     rng = np.random.default_rng(5)
     X = rng.normal(size=(80, 6))
     y = (X[:, 0] * X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
     kwargs = dict(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs", alpha=1e-3, warm_start=True)
-    ours, theirs = MLPClassifier(max_iter=1, **kwargs), skn.MLPClassifier(max_iter=1, **kwargs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ours.fit(X, y)
-        theirs.fit(X, y)
+
+    def both(iterations):
+        ours, theirs = MLPClassifier(max_iter=1, **kwargs), skn.MLPClassifier(max_iter=1, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ours.fit(X, y)
+            theirs.fit(X, y)
+            for mine, other in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+                other[...] = mine
+            ours.set_params(max_iter=iterations).fit(X, y)
+            theirs.set_params(max_iter=iterations).fit(X, y)
+        assert ours.n_iter_ == theirs.n_iter_ == iterations
+        return ours, theirs
+
+    for iterations, tolerance in ((15, 1e-6), (40, 1e-4)):
+        ours, theirs = both(iterations)
+        np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=tolerance)
         for mine, other in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
-            other[...] = mine
-        ours.set_params(max_iter=40).fit(X, y)
-        theirs.set_params(max_iter=40).fit(X, y)
-    assert ours.n_iter_ == theirs.n_iter_ == 40
-    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
-    # forty L-BFGS steps magnify rounding differences (loop order against BLAS): an entry near zero may differ
-    # by 1e-8, so each array is compared relative to its largest entry
-    for mine, other in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
-        np.testing.assert_allclose(mine, other, rtol=0, atol=1e-6 * np.max(np.abs(other)))
+            np.testing.assert_allclose(mine, other, rtol=0, atol=tolerance * np.max(np.abs(other)))
     assert len(ours.loss_curve_) == 40 and ours.loss_curve_[-1] == ours.loss_
     assert not hasattr(ours, "partial_fit") and not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
