@@ -16,6 +16,11 @@ gradient, m and v and writes theta, m, v; the gradient is written once) against 
     python benchmarks/size_grid.py                    # the whole grid, float32 and float64
     python benchmarks/size_grid.py --dtype float32 --quick --json grid.json --figure grid.png
     python benchmarks/size_grid.py --rounds 3         # the tools take turns 3 times per cell: medians of those
+    python benchmarks/size_grid.py --one-thread       # fastbp on one thread too: do two threads ever lose?
+
+``--one-thread`` adds fastbp with ``fastbp.set_num_threads(1)`` as a fourth turn per cell, and a column to
+the table: the issue's "two threads never lose to one" (this machine has spells in which the two-thread
+engine runs 2x slower while one thread does not).
 """
 
 import argparse
@@ -31,6 +36,7 @@ WIDTHS = (32, 128, 512, 1024)
 BATCHES = (1, 32, 256)
 N_IN, N_OUT, LR = 64, 10, 1e-3
 TOOLS = ("fastbp", "torch", "jax")
+ONE_THREAD = "fastbp_1thread"  # fastbp on one thread: not a peer, the yardstick of its own threads
 DTYPES = ("float32", "float64")
 
 
@@ -165,7 +171,14 @@ def epoch_jax(depth, width, batch, dtype):
     return run
 
 
-EPOCHS = {"fastbp": epoch_fastbp, "torch": epoch_torch, "jax": epoch_jax}
+def epoch_fastbp_one_thread(depth, width, batch, dtype):
+    import fastbp
+
+    fastbp.set_num_threads(1)
+    return epoch_fastbp(depth, width, batch, dtype)
+
+
+EPOCHS = {"fastbp": epoch_fastbp, "torch": epoch_torch, "jax": epoch_jax, ONE_THREAD: epoch_fastbp_one_thread}
 
 
 def child(tool, dtype, depth, width, batch, repeats):
@@ -286,27 +299,39 @@ def table(results, dtype, limits, grid):
     def fmt(x):
         return "n/a" if not x else (f"{x * 1e3:.2f} ms" if x < 1 else f"{x:.2f} s")
 
-    ratios = []
+    one_thread = any(key.startswith(f"{ONE_THREAD}/{dtype}/") for key in results)
+    if one_thread:  # a last column: fastbp on one thread, marked "(lost)" where its two threads were slower
+        lines[2] += " fastbp, 1 thread |"
+        lines[3] += "---:|"
+    ratios, lost = [], 0
     for cell in grid:
         depth, width, batch = cell
-        t = {tool: results.get(f"{tool}/{dtype}/{depth}/{width}/{batch}", {}).get("seconds") for tool in TOOLS}
+        tools = TOOLS + (ONE_THREAD,)
+        t = {tool: results.get(f"{tool}/{dtype}/{depth}/{width}/{batch}", {}).get("seconds") for tool in tools}
         r = ratio_of(results, dtype, cell)
         if r:
             ratios.append(r)
         gemm = band = None
         if t["fastbp"] and limits:
             gemm, band = roofline(depth, width, batch, dtype, t["fastbp"], limits)
-        lines.append(
+        row = (
             f"| {depth} | {width} | {batch} | {fmt(t['fastbp'])} | {fmt(t['torch'])} | {fmt(t['jax'])} | "
             + (f"{r:.2f}" if r else "n/a")
             + (f" | {gemm:.0%} | {band:.0%} |" if gemm is not None else " | | |")
         )
+        if one_thread:
+            slower = bool(t["fastbp"] and t[ONE_THREAD] and t["fastbp"] > t[ONE_THREAD])
+            lost += slower
+            row += f" {fmt(t[ONE_THREAD])}{' (lost)' if slower else ''} |"
+        lines.append(row)
     if ratios:
         import math
 
         geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         won = sum(r >= 1 for r in ratios)
         lines += ["", f"worst ratio {min(ratios):.2f}, geometric mean {geo:.2f}, cells won {won} of {len(ratios)}"]
+    if one_thread:
+        lines.append(f"fastbp's default threads slower than one thread on {lost} of {len(grid)} cells")
     return "\n".join(lines)
 
 
@@ -347,6 +372,7 @@ def main(argv=None):
     parser.add_argument("--tool", choices=TOOLS, action="append")
     parser.add_argument("--quick", action="store_true", help="3 epochs per cell instead of 5")
     parser.add_argument("--rounds", type=int, default=1, help="turns each tool takes per cell (median of them)")
+    parser.add_argument("--one-thread", action="store_true", help="also fastbp on one thread (a column)")
     parser.add_argument("--cells", help="only these cells, e.g. 1x32x1,3x1024x256 (depth x width x batch)")
     parser.add_argument("--json", type=Path, help="write every measurement here")
     parser.add_argument("--figure", type=Path, help="draw the heatmap of the ratios here (needs matplotlib)")
@@ -372,7 +398,8 @@ def main(argv=None):
         f"machine: {limits[0]['float32'] / 1e9:.1f} G float32 and {limits[0]['float64'] / 1e9:.1f} G float64 "
         f"multiply-adds/s (np.dot of 2048 x 2048), {limits[1] / 1e9:.1f} GB/s (copy of 64 MiB)"
     )
-    results = measure(dtypes, args.tool or list(TOOLS), 3 if args.quick else 5, grid, max(1, args.rounds))
+    tools = (args.tool or list(TOOLS)) + ([ONE_THREAD] if args.one_thread else [])
+    results = measure(dtypes, tools, 3 if args.quick else 5, grid, max(1, args.rounds))
     for dtype in dtypes:
         print()
         print(table(results, dtype, limits, grid))

@@ -8,8 +8,11 @@ import pytest
 from benchmarks import size_grid
 
 
-@pytest.mark.parametrize("tool", size_grid.TOOLS)
-def test_one_cell_runs_and_reports_a_time(tool, capsys):
+@pytest.mark.parametrize("tool", size_grid.TOOLS + (size_grid.ONE_THREAD,))
+def test_one_cell_runs_and_reports_a_time(tool, capsys, monkeypatch):
+    from fastbp.engine import _threaded
+
+    monkeypatch.setattr(_threaded, "_requested_threads", _threaded._requested_threads)  # fastbp_1thread sets it
     size_grid.child(tool, "float32", 1, 32, 32, 1)
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     if "skipped" in report:
@@ -49,3 +52,18 @@ def test_rounds_take_turns_and_report_the_median(monkeypatch):
     assert calls == ["fastbp", "torch", "jax", "torch", "jax", "fastbp", "jax", "fastbp", "torch"]
     assert results["fastbp/float32/1/32/32"] == {"seconds": 0.2, "loss": 1.0, "rounds": [0.3, 0.1, 0.2]}
     assert results["torch/float32/1/32/32"]["seconds"] == 2.0 and results["jax/float32/1/32/32"]["seconds"] == 0.5
+
+
+def test_the_one_thread_column_marks_the_cells_where_two_threads_lost():
+    grid = [(1, 32, 1), (3, 1024, 256)]
+    results = {}
+    for (depth, width, batch), two, one in zip(grid, (0.010, 0.030), (0.020, 0.015)):
+        for tool, seconds in (("fastbp", two), ("torch", 0.05), ("jax", 0.04), (size_grid.ONE_THREAD, one)):
+            results[f"{tool}/float32/{depth}/{width}/{batch}"] = {"seconds": seconds}
+    text = size_grid.table(results, "float32", None, grid)
+    assert "| fastbp, 1 thread |" in text.splitlines()[2]
+    assert "| 1 | 32 | 1 | 10.00 ms | 50.00 ms | 40.00 ms | 4.00 | | | 20.00 ms |" in text
+    assert "| 3 | 1024 | 256 | 30.00 ms | 50.00 ms | 40.00 ms | 1.33 | | | 15.00 ms (lost) |" in text
+    assert text.endswith("fastbp's default threads slower than one thread on 1 of 2 cells")
+    assert "1 thread" not in size_grid.table({k: v for k, v in results.items() if "1thread" not in k}, "float32",
+                                             None, grid)  # fmt: skip

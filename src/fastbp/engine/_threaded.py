@@ -141,8 +141,9 @@ def _configured_threads():
 def set_num_threads(n):
     """Let ``fit`` use up to n threads (1: never more than the caller's); None: back to the default.
 
-    Only ``fit`` of networks with one hidden layer, at sizes where it pays,
-    uses more than one thread (see ``fastbp.engine._threaded``).
+    Only ``fit`` uses more than one thread, at sizes where it pays: split by hidden units for one hidden
+    layer (``fastbp.engine._threaded``), by samples or units and parameters for any depth
+    (``fastbp.engine._wide``).
     """
     global _requested_threads
     if n is None:
