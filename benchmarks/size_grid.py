@@ -304,9 +304,9 @@ def table(results, dtype, limits, grid):
         lines[2] += " fastbp, 1 thread |"
         lines[3] += "---:|"
     ratios, lost = [], 0
+    tools = TOOLS + (ONE_THREAD,)
     for cell in grid:
         depth, width, batch = cell
-        tools = TOOLS + (ONE_THREAD,)
         t = {tool: results.get(f"{tool}/{dtype}/{depth}/{width}/{batch}", {}).get("seconds") for tool in tools}
         r = ratio_of(results, dtype, cell)
         if r:
