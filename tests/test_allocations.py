@@ -187,6 +187,30 @@ SKLEARN_SCRIPT = textwrap.dedent(
                 empty(*args)
                 extra = allocations(_compiled.fit_epoch, args) - allocations(empty, args)
                 assert extra == 0, (sparse, rule, dtype, extra)
+
+    # the epochs split by hidden units, on two threads and on one: the same for 2 epochs as for 20
+    from fastbp.engine import _threaded
+    from fastbp.integrations.sklearn import split_run
+
+    _threaded.set_num_threads(2)
+    for alone in (False, True):
+        _threaded._one_thread_until = _threaded.time.monotonic() + 1e6 if alone else -np.inf
+        for rule in (_compiled.ADAM_RULE, _compiled.SGD_RULE):
+            for dtype in (np.float64, np.float32):
+                sizes = [12, 64, 4]
+                packed = model.PackedLayout(sizes, "relu", "softmax")
+                theta = model.initial_parameters(np.random.RandomState(0), sizes, "relu", dtype)
+                data = model.as_data(X, D, weights, dtype)
+                split = split_run.SplitEpochs(packed, np.array([0, 32, 64]), 32, dtype, rule)
+                opt = (rule, 1e-3, 0.9, True, 0.9, 0.999, 1e-8, 0, np.zeros_like(theta), np.zeros_like(theta))
+                order = rng.permutation(300).astype(np.int64)[None, :]
+
+                def run(k):
+                    lrs = np.full(k, 1e-3)
+                    split.epochs(theta, data, order, lrs, (0.0, 0.0, 0.0, 0.0, 0.0), 1e-4, 1e-7, opt)
+
+                run(1)
+                assert allocations(run, (2,)) == allocations(run, (20,)), (alone, rule, dtype)
     print("ok")
     """
 )
@@ -194,7 +218,8 @@ SKLEARN_SCRIPT = textwrap.dedent(
 
 def test_sklearn_estimators_epoch_makes_no_numba_allocations():
     """An epoch of the estimators' compiled training (10 mini-batches, each with its optimizer step; dense and
-    sparse X, Adam and SGD, float64 and float32) allocates nothing beyond what unboxing its arguments does."""
+    sparse X, Adam and SGD, float64 and float32) allocates nothing beyond what unboxing its arguments does;
+    a run of epochs split by hidden units allocates the same for 2 epochs as for 20 (two threads and one)."""
     env = dict(os.environ, NUMBA_NRT_STATS="1")
     command = [sys.executable, "-c", SKLEARN_SCRIPT]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)

@@ -43,6 +43,7 @@ COMPILED_SOURCES = (
     *(f"engine/_{name}.py" for name in ("serial", "threaded", "threaded_pass", "wide", "codegen")),
     "nn/jit_model.py",
     "integrations/sklearn/_compiled.py",
+    "integrations/sklearn/_split.py",
 )
 
 NJIT_OPTIONS: Any = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=True)

@@ -159,9 +159,24 @@ def thread_bounds(layout, batch_size):
 
     The array may be shared with other calls: do not write to it."""
     wanted = get_num_threads()
-    if wanted < 2 or time.monotonic() < _one_thread_until:
+    if wanted < 2 or contended():
         return None
     return _bounds(layout.size_tuple, layout.code_tuple, batch_size, wanted)
+
+
+def unit_split(sizes, codes, batch_size):
+    """The hidden-unit bounds ``thread_bounds`` gives a one-hidden-layer network of these sizes (n_in, h,
+    n_out) and activation codes (hidden, output) at this batch size when its threads are free; None for one
+    thread.  The array may be shared with other calls: do not write to it."""
+    wanted = get_num_threads()
+    if wanted < 2:
+        return None
+    return _bounds(tuple(int(s) for s in sizes), tuple(int(c) for c in codes), int(batch_size), wanted)
+
+
+def contended():
+    """True while fits run on one thread because a recent run's threads kept waiting for each other."""
+    return time.monotonic() < _one_thread_until
 
 
 @functools.lru_cache(maxsize=256)
@@ -193,7 +208,7 @@ MIN_WIDE_PARAMS = 256 * 1024
 def wide_threads(layout, batch_size):
     """Threads for the wide threaded fit of this network and batch size, or None for another engine."""
     wanted = get_num_threads()
-    if wanted < 2 or time.monotonic() < _one_thread_until:
+    if wanted < 2 or contended():
         return None
     return _wide_count(layout.code_tuple, layout.n_params, batch_size, wanted)
 

@@ -198,16 +198,24 @@ def _forward_share(layout, h_t, current, xb, bufs, share):
     z1, y1, _, _, _, _ = _batch_views(bufs, m, h_t, n_out)
     dense_forward(xb, W1, b1, z1)
     activation_forward(codes[0], as_one_row(z1), as_one_row(y1), alphas[0])
+    output_share(y1, W2, share)
+
+
+@jit(inline="always")
+def output_share(y1, W2, share):
+    """share (m, n_out) = y1 (m, h_t) W2 (h_t, n_out): a thread's part of the output layer's weighted sums."""
+    m, h_t = y1.shape
+    n_out = W2.shape[1]
     if m * h_t * n_out >= BLAS_MIN_MULTIPLY_ADDS:
         np.dot(y1, W2, share)
-    else:
-        for s in range(m):
+        return
+    for s in range(m):
+        for j in range(n_out):
+            share[s, j] = 0.0
+        for i in range(h_t):
+            y_i = y1[s, i]
             for j in range(n_out):
-                share[s, j] = 0.0
-            for i in range(h_t):
-                y_i = y1[s, i]
-                for j in range(n_out):
-                    share[s, j] += y_i * W2[i, j]
+                share[s, j] += y_i * W2[i, j]
 
 
 @jit(inline="always")

@@ -235,9 +235,10 @@ def adam_update(theta, grad, m, v, lr_t, beta1, beta2, eps):
     (sqrt(v) + eps)."""
     for k in range(theta.shape[0]):
         g = grad[k]
-        m[k] = beta1 * m[k] + (1.0 - beta1) * g
-        v[k] = beta2 * v[k] + (1.0 - beta2) * (g * g)
-        theta[k] += -lr_t * m[k] / (math.sqrt(v[k]) + eps)
+        m_k = beta1 * m[k] + (1.0 - beta1) * g
+        v_k = beta2 * v[k] + (1.0 - beta2) * (g * g)
+        m[k], v[k] = m_k, v_k
+        theta[k] += -lr_t * m_k / (math.sqrt(v_k) + eps)
 
 
 @jit

@@ -1,7 +1,7 @@
 """What the two estimators share: ``_BaseMLP`` (the parameter checks, fit and partial_fit, the stochastic
 solvers, early stopping, prediction).  It follows scikit-learn's ``BaseMultilayerPerceptron`` step by step
 (its initialisation, random-number calls, shuffling, loss, L2 term, optimizers and stopping rules), with
-every epoch one compiled call (``_compiled.fit_epoch``).
+the epochs trained in compiled calls (``epochs.EpochTrainer``).
 
 ``coefs_`` and ``intercepts_`` are the truth: each fit packs them into a new flat vector (so a user may set or
 replace them, as scikit-learn allows), trains that, and makes them views of it again.
@@ -15,10 +15,10 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state, shuffle
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fastbp.integrations.sklearn._compiled import fit_epoch
+from fastbp.integrations.sklearn.epochs import EpochTrainer
 from fastbp.integrations.sklearn.lbfgs import LbfgsSolver
 from fastbp.integrations.sklearn.model import HIDDEN_CODES, PackedLayout, as_data, initial_parameters, outputs
 from fastbp.integrations.sklearn.optimizers import AdamOptimizer, SGDOptimizer
@@ -261,20 +261,15 @@ class _BaseMLP(LbfgsSolver, StoppingRules, BaseEstimator):
         n_samples = X.shape[0]
         batch_size = _clipped_batch_size(self.batch_size, n_samples)
         data = as_data(X, D, sample_weight, theta.dtype)
-        work = packed.work(batch_size, X.shape[1], theta.dtype, gather=True)
-        grad = np.empty_like(theta)
-        clip = float(np.finfo(theta.dtype).eps)
-        sample_idx = np.arange(n_samples, dtype=np.int64)
+        run_ahead = not (early_stopping or incremental or self.verbose or getattr(opt, "lr_schedule", "") == "adaptive")
+        trainer = EpochTrainer(self, packed, theta, data, batch_size, opt, run_ahead)
+        trained = []  # losses of epochs trained and not yet booked
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
-                if self.shuffle:
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
-                loss, t, lr_t = fit_epoch(
-                    theta, packed.layout, data, sample_idx, bool(self.shuffle), batch_size, float(self.alpha), clip,
-                    work, grad, opt.packed(packed.n_params, theta.dtype),
-                )  # fmt: skip
-                opt.after_epoch(t, lr_t)
+                if not trained:
+                    trained = trainer.train(self.max_iter - self.n_iter_)
+                loss = trained.pop(0)
                 self.n_iter_ += 1
                 self.loss_ = float(loss)
                 self.t_ += n_samples

@@ -45,9 +45,20 @@ class SGDOptimizer:
     def after_epoch(self, t, lr_t):
         pass
 
+    def epoch_learning_rates(self, time_step, n_samples, n_epochs):
+        """The learning rates of the next n_epochs epochs, the fit's ``t_`` being time_step (the schedule's
+        steps in between; the adaptive schedule's changes depend on the losses and are not foreseen)."""
+        rates = [_real(self.learning_rate, "learning_rate")]
+        for e in range(1, n_epochs):
+            rates.append(self._invscaled(time_step + e * n_samples) if self.lr_schedule == "invscaling" else rates[0])
+        return rates
+
+    def _invscaled(self, time_step):
+        return float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
-            self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+            self.learning_rate = self._invscaled(time_step)
 
     def trigger_stopping(self, msg, verbose):
         """True to stop; with the adaptive schedule, False after dividing the learning rate by 5 while it is
@@ -91,6 +102,10 @@ class AdamOptimizer:
     def after_epoch(self, t, lr_t):
         self.t = int(t)
         self.learning_rate = float(lr_t)
+
+    def epoch_learning_rates(self, time_step, n_samples, n_epochs):
+        """learning_rate_init for each of the next n_epochs epochs (the steps scale it themselves)."""
+        return [_real(self.learning_rate_init, "learning_rate_init")] * n_epochs
 
     def iteration_ends(self, time_step):
         pass
