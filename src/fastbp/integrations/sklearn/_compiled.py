@@ -107,14 +107,21 @@ def _first_layer_weight_gradient(data, rows, start, n, delta, grad_W, x_rows):
 @jit
 def _activate(code, a):
     """a <- f(a) in place, for a (n, m)."""
+    activate_into(code, a, a)
+
+
+@jit
+def activate_into(code, z, y):
+    """y = f(z) for z and y (n, m); with y not z itself the loops run as SIMD code (in place, LLVM's overlap
+    check sends them to the scalar loop: a ReLU over 32 x 64 took 0.8 instead of ~0.1 us)."""
     if code == EXP:
-        for s in range(a.shape[0]):
-            for j in range(a.shape[1]):
-                a[s, j] = math.exp(a[s, j])
+        for s in range(z.shape[0]):
+            for j in range(z.shape[1]):
+                y[s, j] = math.exp(z[s, j])
     elif code == SOFTMAX:
-        activation_forward(SOFTMAX, a, a)
+        activation_forward(SOFTMAX, z, y)
     else:
-        activation_forward(code, as_one_row(a), as_one_row(a))
+        activation_forward(code, as_one_row(z), as_one_row(y))
 
 
 @jit

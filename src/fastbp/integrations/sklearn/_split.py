@@ -10,7 +10,8 @@ The optimizer state is packed the same way.  A step of a batch of m rows:
 1. each thread gathers the batch's rows of X and, for each of its shares, computes z1 = x W1 + b1,
    y1 = f(z1), the share y1 W2 (m, n_out) of z2 and, with an L2 term, the share's sum of squared weights;
 2. one barrier; every thread adds the shares in share order and b2, y2 = out(z2), and the error terms
-   delta2 = (y2 - d) * sample_weight, so all hold the same numbers; thread 0 also the batch's loss;
+   delta2 = (y2 - d) * sample_weight, so all hold the same numbers; thread 0 also the batch's loss (after
+   an epoch it applies scikit-learn's stopping rule; the others learn its verdict after the next barrier);
 3. for each of its shares: the gradients (y1^T delta2 + alpha W2) / sum(w), delta1 = (delta2 W2^T) f'(y1),
    (x^T delta1 + alpha W1) / sum(w), the bias gradients, and the optimizer step of the share's block (each
    block steps its own copy of b2 with the same numbers).
@@ -26,7 +27,7 @@ import numpy as np
 
 from fastbp.config import BLAS_MIN_MULTIPLY_ADDS, jit
 from fastbp.engine._threaded_pass import ENTERED, _layer_views, _leave_together, move_block, output_share
-from fastbp.integrations.sklearn._compiled import ADAM_RULE, _activate, data_loss
+from fastbp.integrations.sklearn._compiled import ADAM_RULE, activate_into, data_loss
 from fastbp.kernels import _sync
 from fastbp.kernels.activations import IDENTITY, multiply_by_derivative
 from fastbp.kernels.backprop import hidden_delta
@@ -49,7 +50,8 @@ def _move_share(s, layout, split, packed, net, to_packed):
 
 @jit(inline="always")
 def _share_buffers(buf, cap, m, h_s, n_out):
-    """A share's y1 and delta1 (m, h_s) and w2t (n_out, h_s), the transposed copy of its W2."""
+    """A share's y1 and delta1 (m, h_s) and w2t (n_out, h_s), the transposed copy of its W2 (delta1's rows
+    hold z1 from the forward pass until the backward pass writes delta1)."""
     y1 = buf[: m * h_s].reshape((m, h_s))
     delta1 = buf[cap * h_s : cap * h_s + m * h_s].reshape((m, h_s))
     at = 2 * cap * h_s
@@ -57,10 +59,10 @@ def _share_buffers(buf, cap, m, h_s, n_out):
 
 
 @jit(inline="always")
-def _forward_share(hidden_code, xb, W1, b1, W2, y1, share):
-    """y1 = f(x W1 + b1) for the share's hidden units, and their part y1 W2 (m, n_out) of z2."""
-    dense_forward(xb, W1, b1, y1)
-    _activate(hidden_code, y1)
+def _forward_share(hidden_code, xb, W1, b1, W2, z1, y1, share):
+    """z1 = x W1 + b1 and y1 = f(z1) for the share's hidden units, and their part y1 W2 (m, n_out) of z2."""
+    dense_forward(xb, W1, b1, z1)
+    activate_into(hidden_code, z1, y1)
     output_share(y1, W2, share)
 
 
@@ -119,21 +121,21 @@ def _backward_share(hidden_code, xb, delta2, block, grad_block, bufs):
 
 @jit(inline="always")
 def _output_and_error(layout, shares_now, b2, rows, data, a2, delta2):
-    """z2 = the sum of the shares (in share order) + b2, a2 = out(z2), delta2 = (a2 - d) * w; the batch's
-    total sample weight."""
+    """z2 = the sum of the shares (in share order) + b2 (in delta2's rows), a2 = out(z2), delta2 = (a2 - d) *
+    w; the batch's total sample weight."""
     out_code = layout[2]
     D, sample_weight, weighted = data[5], data[6], data[7]
     m, n_out = a2.shape
-    flat = a2.ravel()
+    z2 = delta2.ravel()
     for k in range(m * n_out):
-        flat[k] = shares_now[0, k]
+        z2[k] = shares_now[0, k]
     for u in range(1, shares_now.shape[0]):
         for k in range(m * n_out):
-            flat[k] += shares_now[u, k]
+            z2[k] += shares_now[u, k]
     for s in range(m):
         for j in range(n_out):
-            a2[s, j] += b2[j]
-    _activate(out_code, a2)
+            delta2[s, j] += b2[j]
+    activate_into(out_code, delta2, a2)
     weight_sum = 0.0
     for s in range(m):
         r = rows[s]
@@ -158,8 +160,8 @@ def _forward_shares(layout, split, packed, xb, cap, shares_now, first, last, alp
     for s in range(first, last):
         h_s = bounds[s + 1] - bounds[s]
         W1, b1, W2, _ = _layer_views(params[offsets[s] : offsets[s + 1]], n_in, h_s, n_out)
-        y1 = _share_buffers(share_bufs[s], cap, m, h_s, n_out)[0]
-        _forward_share(hidden_code, xb, W1, b1, W2, y1, shares_now[s, : m * n_out].reshape((m, n_out)))
+        y1, z1, _ = _share_buffers(share_bufs[s], cap, m, h_s, n_out)
+        _forward_share(hidden_code, xb, W1, b1, W2, z1, y1, shares_now[s, : m * n_out].reshape((m, n_out)))
         if alpha != 0.0:
             shares_now[s, cap * n_out] = _squares(W1, W2)
 
@@ -219,9 +221,9 @@ def fit_epochs_split(team, layout, split, data, epochs, batch_size, alpha, clip,
     vectors (state1 the velocity or Adam's m, state2 Adam's v; length 0 if unused), scratch (T, batch_size *
     (n_in + 2 n_out)), share_bufs (S, (2 batch_size + n_out) h_max), shares (2, S, batch_size * n_out + 1):
     each step's z2 shares and squared-weight sums, by step parity.  ``net`` = (theta, state1, state2) in
-    scikit-learn's packing, read at the start and written at the end.  ``out`` = (losses (E,), result (3,)):
-    thread 0 writes each epoch's loss (the batch losses weighted by length), and the epochs run, the step
-    count t and Adam's last bias-corrected step size.
+    scikit-learn's packing, read at the start and written at the end.  ``out`` = (losses (E,), result (4,), zeros
+    at the start): thread 0 writes each epoch's loss (the batch losses weighted by length), and the epochs
+    run, the step count t, Adam's last bias-corrected step size and (result[3]) 1 when the rule stopped the run.
 
     Returns -1, or -3 if the run was aborted (``sync[ABORT]`` set).
     """
@@ -245,7 +247,7 @@ def fit_epochs_split(team, layout, split, data, epochs, batch_size, alpha, clip,
     passed = _sync.atomic_load(sync, _sync.BARRIER) // n_threads
     n = orders.shape[1]
     n_batches = (n + batch_size - 1) // batch_size
-    lr_t, run_from, wait_cycles, done = epoch_lrs[0], 0, 0, 0
+    lr_t, run_from, wait_cycles, done, stopped = epoch_lrs[0], 0, 0, 0, False
     for epoch in range(epoch_lrs.shape[0]):
         order = orders[min(epoch, orders.shape[0] - 1)]
         lr, total = epoch_lrs[epoch], 0.0
@@ -255,7 +257,9 @@ def fit_epochs_split(team, layout, split, data, epochs, batch_size, alpha, clip,
             rows = order[start : start + m]
             xb = mine[: m * n_in].reshape((m, n_in))
             for k in range(m):
-                xb[k, :] = X[rows[k]]
+                r = rows[k]
+                for i in range(n_in):
+                    xb[k, i] = X[r, i]
             shares_now = shares[(epoch * n_batches + batch) & 1]
             _forward_shares(layout, split, packed, xb, cap, shares_now, first, last, alpha)
             waited_from = _sync.cycle_count()
@@ -266,25 +270,31 @@ def fit_epochs_split(team, layout, split, data, epochs, batch_size, alpha, clip,
                 run_from = _sync.cycle_count()  # the first wait is the helpers' start-up
             else:
                 wait_cycles += _sync.cycle_count() - waited_from
+            if batch == 0 and result[3] != 0.0:  # thread 0 found the rule stops the run after the last epoch
+                stopped = True
+                break
 
             a2 = mine[cap * n_in : cap * n_in + m * n_out].reshape((m, n_out))
             delta2 = mine[cap * (n_in + n_out) : cap * (n_in + n_out) + m * n_out].reshape((m, n_out))
             weight_sum = _output_and_error(layout, shares_now[:, : m * n_out], b2, rows, data, a2, delta2)
             inv_weight = 1.0 / weight_sum if weight_sum > 0.0 else 0.0  # a batch of weight 0 changes nothing
-            loss = data_loss(layout[3], a2, D, sample_weight, weighted, rows, -1, clip)[0]
-            if alpha != 0.0:
-                loss += 0.5 * alpha * shares_now[:, cap * n_out].sum() * inv_weight
-            total += loss * m
+            if tid == 0:  # the loss
+                loss = data_loss(layout[3], a2, D, sample_weight, weighted, rows, -1, clip)[0]
+                if alpha != 0.0:
+                    loss += 0.5 * alpha * shares_now[:, cap * n_out].sum() * inv_weight
+                total += loss * m
             if rule == ADAM_RULE:
                 t += 1
                 lr_t = lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
             step = (rule, lr_t if rule == ADAM_RULE else lr, momentum, nesterov, beta1, beta2, eps, alpha)
             _backward_shares(layout, split, packed, xb, cap, delta2, first, last, inv_weight, step)
+        if stopped:
+            break
         done = epoch + 1
         if tid == 0:
             losses[epoch] = total / n
-        if _stops(total / n, stopping):  # every thread has the same losses, so all stop together
-            break
+            if _stops(total / n, stopping):
+                result[3] = 1.0  # the others see it after the next step's barrier, and all stop there
     for s in range(first, last):
         _move_share(s, layout, split, packed, net, False)
     if tid == 0:

@@ -67,13 +67,13 @@ class SplitEpochs:
         net = (theta, opt[8], opt[9] if rule == ADAM_RULE else opt[9][:0])
         n_epochs = len(epoch_lrs)
         losses = np.zeros(n_epochs, dtype=np.float64)
-        result = np.zeros(3, dtype=np.float64)
+        result = np.zeros(4, dtype=np.float64)
         n_shares = len(self.bounds) - 1
-        rules = np.tile(np.asarray(stopping, dtype=np.float64), (n_shares, 1))  # a row for each thread
+        rules = np.asarray(stopping, dtype=np.float64)  # thread 0 applies them
 
         def args_of(tid, n_threads, sync, control, entered_before, max_spins):
             team = (tid, n_threads, sync, control, entered_before, max_spins)
-            epochs = (orders, epoch_lrs, rules[tid])
+            epochs = (orders, epoch_lrs, rules)
             return (team, self.packed.layout, (self.bounds, self.offsets), data, epochs, self.batch_size, alpha,
                     clip, hyper, self.buffers, net, (losses, result))  # fmt: skip
 
@@ -94,5 +94,5 @@ class SplitEpochs:
                 )  # fmt: skip
             finally:
                 helpers.lock.release()
-        done, t, lr_t = result
+        done, t, lr_t = result[:3]
         return losses[: int(done)], int(t), float(lr_t)
