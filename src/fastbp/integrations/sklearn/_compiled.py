@@ -224,24 +224,24 @@ def loss_and_gradient(theta, layout, data, rows, start, n, alpha, clip, work, gr
 
 
 @jit
-def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
-    """scikit-learn's SGD: v <- mu v - lr g, then theta += v, or with Nesterov theta += mu v - lr g."""
+def optimizer_step(theta, raw, state1, state2, l2, scale, step):
+    """scikit-learn's update of a run of parameters theta (n,) from ``raw`` (n,): the gradient is (raw + alpha
+    theta) * scale for weights (``l2``), raw * scale otherwise, then Adam's step (m, v <- the moments in
+    state1, state2; theta += -lr_t m / (sqrt(v) + eps)) or SGD's (v <- mu v - lr g in state1, then theta += v,
+    or with Nesterov theta += mu v - lr g), in one pass.  ``step`` = (rule, lr or Adam's bias-corrected lr_t,
+    momentum, nesterov, beta1, beta2, eps, alpha).  m and v are read once, so the loop runs as SIMD code."""
+    rule, lr, momentum, nesterov, beta1, beta2, eps, alpha = step
     for k in range(theta.shape[0]):
-        v = momentum * velocity[k] - lr * grad[k]
-        velocity[k] = v
-        theta[k] += (momentum * v - lr * grad[k]) if nesterov else v
-
-
-@jit
-def adam_update(theta, grad, m, v, lr_t, beta1, beta2, eps):
-    """scikit-learn's Adam step with the bias-corrected step size lr_t: m, v <- moments, theta += -lr_t m /
-    (sqrt(v) + eps)."""
-    for k in range(theta.shape[0]):
-        g = grad[k]
-        m_k = beta1 * m[k] + (1.0 - beta1) * g
-        v_k = beta2 * v[k] + (1.0 - beta2) * (g * g)
-        m[k], v[k] = m_k, v_k
-        theta[k] += -lr_t * m_k / (math.sqrt(v_k) + eps)
+        g = (raw[k] + alpha * theta[k]) * scale if l2 else raw[k] * scale
+        if rule == ADAM_RULE:
+            m_k = beta1 * state1[k] + (1.0 - beta1) * g
+            v_k = beta2 * state2[k] + (1.0 - beta2) * (g * g)
+            state1[k], state2[k] = m_k, v_k
+            theta[k] += -lr * m_k / (math.sqrt(v_k) + eps)
+        else:
+            v = momentum * state1[k] - lr * g
+            state1[k] = v
+            theta[k] += (momentum * v - lr * g) if nesterov else v
 
 
 @jit
@@ -271,9 +271,8 @@ def fit_epoch(theta, layout, data, order, shuffled, batch_size, alpha, clip, wor
         if rule == ADAM_RULE:
             t += 1
             lr_t = lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-            adam_update(theta, grad, state1, state2, lr_t, beta1, beta2, eps)
-        else:
-            sgd_update(theta, grad, state1, lr, momentum, nesterov)
+        step = (rule, lr_t, momentum, nesterov, beta1, beta2, eps, 0.0)
+        optimizer_step(theta, grad, state1, state2, False, 1.0, step)  # grad already holds the L2 term and scaling
     return total / n_samples, t, lr_t
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from fastbp.config import BLAS_MIN_MULTIPLY_ADDS, jit
 from fastbp.engine._threaded_pass import ENTERED, _layer_views, _leave_together, move_block, output_share
-from fastbp.integrations.sklearn._compiled import ADAM_RULE, activate_into, data_loss
+from fastbp.integrations.sklearn._compiled import ADAM_RULE, activate_into, data_loss, optimizer_step
 from fastbp.kernels import _sync
 from fastbp.kernels.activations import IDENTITY, multiply_by_derivative
 from fastbp.kernels.backprop import hidden_delta
@@ -74,26 +74,6 @@ def _squares(W1, W2):
     for v in W2.ravel():
         total += v * v
     return total
-
-
-@jit(inline="always")
-def _update_segment(theta, raw, state1, state2, l2, inv_weight, step):
-    """One optimizer step of a run of parameters from their raw gradient (the sum over the batch): the
-    gradient is (raw + alpha theta) / the batch's weight for weights (``l2``), raw / the batch's weight for
-    biases, as scikit-learn computes it; then scikit-learn's Adam or SGD (see ``_compiled``), fused in one
-    pass.  ``step`` = (rule, lr or Adam's lr_t, momentum, nesterov, beta1, beta2, eps, alpha)."""
-    rule, lr, momentum, nesterov, beta1, beta2, eps, alpha = step
-    for k in range(theta.shape[0]):
-        g = (raw[k] + alpha * theta[k]) * inv_weight if l2 else raw[k] * inv_weight
-        if rule == ADAM_RULE:
-            m_k = beta1 * state1[k] + (1.0 - beta1) * g
-            v_k = beta2 * state2[k] + (1.0 - beta2) * (g * g)
-            state1[k], state2[k] = m_k, v_k
-            theta[k] += -lr * m_k / (math.sqrt(v_k) + eps)
-        else:
-            v = momentum * state1[k] - lr * g
-            state1[k] = v
-            theta[k] += (momentum * v - lr * g) if nesterov else v
 
 
 @jit(inline="always")
@@ -168,7 +148,7 @@ def _forward_shares(layout, split, packed, xb, cap, shares_now, first, last, alp
 
 @jit(inline="always")
 def _backward_shares(layout, split, packed, xb, cap, delta2, first, last, inv_weight, step):
-    """Step 3 (see the module) for shares first .. last - 1; ``step`` as _update_segment's."""
+    """Step 3 (see the module) for shares first .. last - 1; ``step`` as ``_compiled.optimizer_step``'s."""
     bounds, offsets = split
     sizes, hidden_code = layout[0], layout[1]
     n_in, n_out = sizes[0], sizes[2]
@@ -187,7 +167,7 @@ def _backward_shares(layout, split, packed, xb, cap, delta2, first, last, inv_we
         for begin, end, l2 in ((o, w1_end, True), (w1_end, b1_end, False), (b1_end, w2_end, True),
                                (w2_end, w2_end + n_out, False)):  # fmt: skip
             state2_run = state2[begin:end] if state2.shape[0] > 0 else state2
-            _update_segment(params[begin:end], grad[begin:end], state1[begin:end], state2_run, l2, inv_weight, step)
+            optimizer_step(params[begin:end], grad[begin:end], state1[begin:end], state2_run, l2, inv_weight, step)
 
 
 @jit(inline="always")
@@ -215,7 +195,7 @@ def fit_epochs_split(team, layout, split, data, epochs, batch_size, alpha, clip,
     tid runs shares [tid S / T, (tid + 1) S / T) of the S = len(bounds) - 1 shares.  ``split`` = (bounds,
     offsets); ``layout``, ``data`` (dense) and ``alpha``, ``clip`` are ``_compiled``'s.  ``epochs`` =
     (orders (E, n) or (1, n) int64: each epoch's row order, or one for all; epoch_lrs (E,): the learning rate
-    of each epoch (Adam's learning_rate_init); stopping (5,): see _stops, each thread its own copy); the run
+    of each epoch (Adam's learning_rate_init); stopping (5,): see _stops, applied by thread 0); the run
     ends after E epochs or when scikit-learn's rule stops it.  ``opt`` = (rule, momentum, nesterov, beta1,
     beta2, eps, t).  ``packed`` = (params, grad, state1, state2, scratch, share_bufs, shares): the packed
     vectors (state1 the velocity or Adam's m, state2 Adam's v; length 0 if unused), scratch (T, batch_size *

@@ -261,7 +261,7 @@ class _BaseMLP(LbfgsSolver, StoppingRules, BaseEstimator):
         n_samples = X.shape[0]
         batch_size = _clipped_batch_size(self.batch_size, n_samples)
         data = as_data(X, D, sample_weight, theta.dtype)
-        run_ahead = not (early_stopping or incremental or self.verbose or getattr(opt, "lr_schedule", "") == "adaptive")
+        run_ahead = not (early_stopping or incremental or self.verbose) and opt.foresees_learning_rates()
         trainer = EpochTrainer(self, packed, theta, data, batch_size, opt, run_ahead)
         trained = []  # losses of epochs trained and not yet booked
         try:

@@ -39,7 +39,7 @@ class EpochTrainer:
         n_samples, dtype = data[5].shape[0], theta.dtype
         self.sample_idx = np.arange(n_samples, dtype=np.int64)
         self.clip = float(np.finfo(dtype).eps)
-        rule = opt.packed(packed.n_params, dtype)[0]
+        rule = opt.packed(packed.n_params, dtype)[0]  # the rule the runs will get (sizes Adam's second state)
         self.split = SplitEpochs.for_fit(packed, data, batch_size, dtype, rule)
         self.run_ahead = run_ahead and self.split is not None
         self.max_run = max(1, MAX_ORDER_BYTES // (8 * max(1, n_samples)))

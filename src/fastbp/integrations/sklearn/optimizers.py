@@ -45,9 +45,13 @@ class SGDOptimizer:
     def after_epoch(self, t, lr_t):
         pass
 
+    def foresees_learning_rates(self):
+        """True unless the schedule is adaptive, whose changes depend on the losses."""
+        return self.lr_schedule != "adaptive"
+
     def epoch_learning_rates(self, time_step, n_samples, n_epochs):
-        """The learning rates of the next n_epochs epochs, the fit's ``t_`` being time_step (the schedule's
-        steps in between; the adaptive schedule's changes depend on the losses and are not foreseen)."""
+        """The learning rates of the next n_epochs epochs, the fit's ``t_`` being time_step (with the schedule's
+        steps in between; see :meth:`foresees_learning_rates`)."""
         rates = [_real(self.learning_rate, "learning_rate")]
         for e in range(1, n_epochs):
             rates.append(self._invscaled(time_step + e * n_samples) if self.lr_schedule == "invscaling" else rates[0])
@@ -102,6 +106,9 @@ class AdamOptimizer:
     def after_epoch(self, t, lr_t):
         self.t = int(t)
         self.learning_rate = float(lr_t)
+
+    def foresees_learning_rates(self):
+        return True
 
     def epoch_learning_rates(self, time_step, n_samples, n_epochs):
         """learning_rate_init for each of the next n_epochs epochs (the steps scale it themselves)."""
