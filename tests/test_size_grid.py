@@ -13,11 +13,15 @@ def test_one_cell_runs_and_reports_a_time(tool, capsys, monkeypatch):
     from fastbp.engine import _threaded
 
     monkeypatch.setattr(_threaded, "_requested_threads", _threaded._requested_threads)  # fastbp_1thread sets it
+    monkeypatch.setattr(_threaded, "_one_thread_until", -float("inf"))  # not contended by an earlier test's run
+    threads = _threaded.get_num_threads()
     size_grid.child(tool, "float32", 1, 32, 32, 1)
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     if "skipped" in report:
         pytest.skip(report["skipped"])
     assert report["seconds"] > 0 and report["loss"] > 0
+    if tool.startswith("fastbp"):  # 64-32-10 at batch 32: the one-hidden-layer split, unless on one thread
+        assert report["threaded"] is (tool == "fastbp" and threads > 1)
 
 
 def test_table_roofline_and_heatmap(tmp_path):
@@ -67,3 +71,16 @@ def test_the_one_thread_column_marks_the_cells_where_two_threads_lost():
     assert text.endswith("fastbp's default threads slower than one thread on 1 of 2 cells")
     assert "1 thread" not in size_grid.table({k: v for k, v in results.items() if "1thread" not in k}, "float32",
                                              None, grid)  # fmt: skip
+
+
+def test_the_one_thread_column_does_not_count_cells_where_fastbp_ran_on_one_thread_anyway():
+    grid = [(1, 32, 1), (3, 1024, 256)]
+    results = {}
+    for (depth, width, batch), two, one, threaded in zip(grid, (0.012, 0.030), (0.010, 0.015), (False, True)):
+        results[f"fastbp/float32/{depth}/{width}/{batch}"] = {"seconds": two, "threaded": threaded}
+        for tool, seconds in (("torch", 0.05), ("jax", 0.04), (size_grid.ONE_THREAD, one)):
+            results[f"{tool}/float32/{depth}/{width}/{batch}"] = {"seconds": seconds}
+    text = size_grid.table(results, "float32", None, grid)
+    assert "| 1 | 32 | 1 | 12.00 ms | 50.00 ms | 40.00 ms | 3.33 | | | 10.00 ms (same engine) |" in text
+    assert "| 3 | 1024 | 256 | 30.00 ms | 50.00 ms | 40.00 ms | 1.33 | | | 15.00 ms (lost) |" in text
+    assert text.endswith("fastbp's default threads slower than one thread on 1 of the 1 cells where they ran")
