@@ -277,8 +277,9 @@ def measure(dtypes, tools, repeats, grid, rounds=1):
                     results[key] = reports[tool][0]
                 else:
                     results[key] = {"seconds": times[(len(times) - 1) // 2], "loss": reports[tool][0].get("loss")}
-                    if "threaded" in reports[tool][0]:
-                        results[key]["threaded"] = any(rep.get("threaded") for rep in reports[tool])
+                    threaded = [rep["threaded"] for rep in reports[tool] if "threaded" in rep]
+                    if threaded:
+                        results[key]["threaded"] = any(threaded)
                     if rounds > 1:
                         results[key]["rounds"] = [rep.get("seconds") for rep in reports[tool]]
                 print(f"  {key}: {results[key]}", file=sys.stderr, flush=True)
@@ -312,11 +313,12 @@ def table(results, dtype, limits, grid):
     if one_thread:
         lines[2] += " fastbp, 1 thread |"
         lines[3] += "---:|"
-    ratios, lost = [], 0
+    ratios, lost, threaded_cells = [], 0, []
     tools = TOOLS + (ONE_THREAD,)
     for cell in grid:
         depth, width, batch = cell
-        t = {tool: results.get(f"{tool}/{dtype}/{depth}/{width}/{batch}", {}).get("seconds") for tool in tools}
+        runs = {tool: results.get(f"{tool}/{dtype}/{depth}/{width}/{batch}", {}) for tool in tools}
+        t = {tool: run.get("seconds") for tool, run in runs.items()}
         r = ratio_of(results, dtype, cell)
         if r:
             ratios.append(r)
@@ -329,10 +331,11 @@ def table(results, dtype, limits, grid):
             + (f" | {gemm:.0%} | {band:.0%} |" if gemm is not None else " | | |")
         )
         if one_thread:
-            threaded = results.get(f"fastbp/{dtype}/{depth}/{width}/{batch}", {}).get("threaded", True)
-            slower = bool(threaded and t["fastbp"] and t[ONE_THREAD] and t["fastbp"] > t[ONE_THREAD])
+            threaded = runs["fastbp"].get("threaded")  # None: not recorded
+            threaded_cells.append(threaded)
+            slower = bool(threaded is not False and t["fastbp"] and t[ONE_THREAD] and t["fastbp"] > t[ONE_THREAD])
             lost += slower
-            mark = " (lost)" if slower else ("" if threaded else " (same engine)")
+            mark = " (lost)" if slower else (" (same engine)" if threaded is False else "")
             row += f" {fmt(t[ONE_THREAD])}{mark} |"
         lines.append(row)
     if ratios:
@@ -342,8 +345,10 @@ def table(results, dtype, limits, grid):
         won = sum(r >= 1 for r in ratios)
         lines += ["", f"worst ratio {min(ratios):.2f}, geometric mean {geo:.2f}, cells won {won} of {len(ratios)}"]
     if one_thread:
-        known = [results.get(f"fastbp/{dtype}/{'/'.join(map(str, c))}", {}).get("threaded") for c in grid]
-        where = f"the {sum(known)} cells where they ran" if None not in known else f"{len(grid)} cells"
+        if None in threaded_cells:
+            where = f"{len(grid)} cells"
+        else:
+            where = f"the {sum(threaded_cells)} cells where they ran"
         lines.append(f"fastbp's default threads slower than one thread on {lost} of {where}")
     return "\n".join(lines)
 
