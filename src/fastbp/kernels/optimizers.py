@@ -35,7 +35,9 @@ N_HYPER = 6
 
 @jit
 def _state_floor(tiny, decay):
-    """The value below which a state entry that decays by ``decay`` a step is set to 0 (see optimizer_update)."""
+    """The value below which a state entry that decays by ``decay`` a step is set to 0 (see optimizer_update).
+    Callers round it to the parameters' dtype: compared with a float64 floor, every float32 entry would be
+    widened to float64 (float32 Adam: 0.53 instead of 0.31-0.37 ns a parameter on one core of an AMD EPYC)."""
     if decay <= 0.5:
         return tiny * 2.0
     return tiny / decay
@@ -111,7 +113,7 @@ def _sgd_update(theta, grad, lr, hyper, state1, frozen, theta_out, state1_out):
     zero = real(0.0)
     # Each case is one branch-free loop (frozen parameters by a select), so that LLVM vectorises it.
     momentum = real(hyper[H_MOMENTUM])
-    floor1 = _state_floor(tiny, hyper[H_MOMENTUM])
+    floor1 = real(_state_floor(tiny, hyper[H_MOMENTUM]))
     nesterov = hyper[H_NESTEROV] != 0.0
     if momentum == 0.0 and weight_decay == 0.0:
         # plain gradient descent, in the parameters' dtype exactly as gradient_descent_update
@@ -153,8 +155,8 @@ def _adam_update(decoupled, theta, grad, lr, hyper, state1, state2, t, frozen, t
     l2 = real(0.0) if decoupled else weight_decay
     keep1, add1 = real(beta1), real(1.0 - beta1)
     keep2, add2 = real(beta2), real(1.0 - beta2)
-    floor1 = _state_floor(tiny, beta1)
-    floor2 = _state_floor(tiny, beta2)
+    floor1 = real(_state_floor(tiny, beta1))
+    floor2 = real(_state_floor(tiny, beta2))
     if has_frozen:
         for k in range(n):
             old = theta[k]
