@@ -139,6 +139,45 @@ def passes_on_rows(theta, layout, xb, db, work, r0, r1, m):
 
 
 @jit
+def partial_product(tid, n_threads, layer, dims, theta, w_at, source, source_at, part_z):
+    """Thread tid's part of a layer's z = y_prev @ W: the product of its rows i0..i1-1 of W (units below,
+    ``share_of(n_below)``) with those columns of y_prev, into its block of ``part_z`` for this layer.
+    ``dims`` = (n_below, n_above, m); W starts at theta[w_at], y_prev (m, n_below) at source[source_at].
+    ``part_z`` (flat) holds 2 x n_threads blocks of at least m * n_above entries: by layer parity, so that
+    a thread writes the next layer's block while another still adds this one's."""
+    n_below, n_above, m = dims
+    block = part_z.shape[0] // (2 * n_threads)
+    at = ((layer & 1) * n_threads + tid) * block
+    i0, i1 = share_of(n_below, tid, n_threads)
+    if i1 > i0:
+        gemm_strided(
+            False, False, (n_above, m, i1 - i0), theta, w_at + i0 * n_above, n_above, source, source_at + i0,
+            n_below, part_z, at, n_above,
+        )  # fmt: skip
+    else:
+        part_z[at : at + m * n_above] = 0.0
+
+
+@jit
+def add_partials(n_threads, layer, part_z, b, z, r0, r1, c0, c1):
+    """z[r0:r1, c0:c1] = the threads' partial products (``partial_product``) summed in thread order, + b."""
+    n_above = z.shape[1]
+    block = part_z.shape[0] // (2 * n_threads)
+    first = (layer & 1) * n_threads * block
+    for s in range(r0, r1):
+        row = z[s]
+        at = first + s * n_above
+        for j in range(c0, c1):
+            row[j] = part_z[at + j]
+        for _ in range(1, n_threads):
+            at += block
+            for j in range(c0, c1):
+                row[j] += part_z[at + j]
+        for j in range(c0, c1):
+            row[j] += b[j]
+
+
+@jit
 def split_by_units(layout, m):
     """True if a step of m samples splits its passes by units (see MIN_SAMPLE_SPLIT)."""
     sizes = layout[0]
@@ -150,28 +189,36 @@ def split_by_units(layout, m):
 
 
 @jit
-def passes_by_units(team, passed, theta, layout, xb, db, work, m):
+def passes_by_units(team, passed, theta, layout, xb, db, work, part_z, m):
     """Step 1 for batches of few samples, split by units instead of samples: thread t computes z and y
-    of its units of every layer for all m samples (its columns of W), then, after a barrier, the output
-    layer and the loss of its rows of the batch, then the error terms of its units of every hidden layer
-    (its rows of the W above), a barrier after each layer.  Each thread so reads its part of every W
-    once, where split by samples both would read all of it.  Returns (the loss summed over this
+    of its units of every layer for all m samples, then, after a barrier, the output layer and the loss
+    of its rows of the batch, then the error terms of its units of every hidden layer (its rows of the W
+    above), a barrier after each layer.  Each thread so reads its part of every W once, where split by
+    samples both would read all of it.  Below MIN_SAMPLE_SPLIT samples the forward pass also takes the
+    thread's rows of each W (``partial_product``, then ``add_partials`` for its units), the rows that its
+    backward pass and update take, so a thread never reads lines of W that the other core has just
+    written; from MIN_SAMPLE_SPLIT on it takes its columns of W, as the sum of the partial products
+    would cost more than those lines.  Returns (the loss summed over this
     thread's rows, right answers in them, barriers passed, ok); the caller has gathered all m rows."""
     tid, n_threads, sync, control, entered_before, max_spins = team
     sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
     capacity, z_buf, y_buf, delta_buf = work
     last = codes.shape[0] - 1
     x_flat = xb.reshape(-1)
+    by_rows = m < MIN_SAMPLE_SPLIT
     for layer in range(last + 1):
         n_below, n_above = sizes[layer], sizes[layer + 1]
         c0, c1 = share_of(n_above, tid, n_threads)
         z = rows_of(z_buf, capacity, sizes, unit_offsets, layer, 0, m)
         y = rows_of(y_buf, capacity, sizes, unit_offsets, layer, 0, m)
-        if c1 > c0:
-            if layer == 0:
-                source, source_at = x_flat, 0
-            else:
-                source, source_at = y_buf, capacity * unit_offsets[layer - 1]
+        if layer == 0:
+            source, source_at = x_flat, 0
+        else:
+            source, source_at = y_buf, capacity * unit_offsets[layer - 1]
+        if by_rows:
+            partial_product(tid, n_threads, layer, (n_below, n_above, m), theta, w_offsets[layer], source, source_at,
+                            part_z)  # fmt: skip
+        elif c1 > c0:
             z_at = capacity * unit_offsets[layer]
             gemm_strided(
                 False, False, (c1 - c0, m, n_below), theta, w_offsets[layer] + c0, n_above, source, source_at,
@@ -181,15 +228,23 @@ def passes_by_units(team, passed, theta, layout, xb, db, work, m):
             for s in range(m):
                 for j in range(c0, c1):
                     z[s, j] += b[j]
-            if layer < last:
+            if layer < last:  # before the barrier: the next layer's product reads every unit's y
                 activation_forward(codes[layer], z[:, c0:c1], y[:, c0:c1], alphas[layer])
         if not _sync.barrier(sync, n_threads, passed):
             return 0.0, 0, passed, False
         passed += 1
+        if by_rows and layer < last and c1 > c0:
+            # the next layer's product reads only the y of this thread's units: no barrier after
+            add_partials(n_threads, layer, part_z, layer_biases(theta, sizes, b_offsets, layer), z, 0, m, c0, c1)
+            activation_forward(codes[layer], z[:, c0:c1], y[:, c0:c1], alphas[layer])
     r0, r1 = share_of(m, tid, n_threads)
     E_sum = 0.0
     correct = 0
     if r1 > r0:
+        if by_rows:
+            z_all = rows_of(z_buf, capacity, sizes, unit_offsets, last, 0, m)
+            add_partials(n_threads, last, part_z, layer_biases(theta, sizes, b_offsets, last), z_all, r0, r1, 0,
+                         sizes[last + 1])  # fmt: skip
         z_out = rows_of(z_buf, capacity, sizes, unit_offsets, last, r0, r1)
         y_out = rows_of(y_buf, capacity, sizes, unit_offsets, last, r0, r1)
         delta_out = rows_of(delta_buf, capacity, sizes, unit_offsets, last, r0, r1)
@@ -320,10 +375,11 @@ def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
     (every thread decides alike) steps 3 and 4, after a copy of its share into the backup if ``copy``.
     Returns (E, right answers in its rows, barriers passed, ok); ok is False if the run was aborted.
     ``batch_data`` = (X, D, order, start, m, parity); ``bufs`` = (theta, state1, state2, grad, work,
-    x_batch, d_batch, partials, saved), ``saved`` the backup's parts shaped like theta, state1, state2."""
+    x_batch, d_batch, partials, saved, part_z), ``saved`` the backup's parts shaped like theta, state1,
+    state2, ``part_z`` as in ``partial_product``."""
     tid, n_threads, sync, control, entered_before, max_spins = team
     X, D, order, start, m, parity = batch_data
-    theta, state1, state2, grad, work, x_batch, d_batch, partials, saved = bufs
+    theta, state1, state2, grad, work, x_batch, d_batch, partials, saved, part_z = bufs
     sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
     capacity, z_buf, y_buf, delta_buf = work
     n_in, n_out = X.shape[1], D.shape[1]
@@ -336,7 +392,7 @@ def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
     if split_by_units(layout, m):
         if not _sync.barrier(sync, n_threads, passed):  # every row gathered
             return 0.0, 0, passed, False
-        E_part, correct, passed, ok = passes_by_units(team, passed + 1, theta, layout, xb, db, work, m)
+        E_part, correct, passed, ok = passes_by_units(team, passed + 1, theta, layout, xb, db, work, part_z, m)
         if not ok:
             return 0.0, 0, passed, False
         partials[parity, tid * PARTIAL_STRIDE] = E_part
@@ -381,16 +437,18 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
     ``engine._threaded_pass.fit_epochs_share``.  ``data`` = (X, D, epoch_lrs,
     batch_size, shuffle, rng_state, order); ``opt_state`` = (opt_code, hyper,
     state1, state2, step_count, frozen); ``bufs`` = (theta, grad, backup,
-    backup_valid, work, x_batch, d_batch, partials); ``out`` = (epoch_losses,
+    backup_valid, work, x_batch, d_batch, partials, part_z); ``out`` = (epoch_losses,
     epoch_correct).  All as in ``fit_epochs`` and shared by the threads,
     except each thread's own ``rng_state``, ``order``, ``step_count`` and
     ``backup_valid`` (equal at the start).  ``backup`` holds a copy of
     [theta | state1 | state2] (see the module); when ``backup_valid[0]`` is
     set at the start, the one from before the last update.  ``partials``:
     float64 (2, n_threads * PARTIAL_STRIDE), the threads' partial losses of the
-    last two steps.  Each thread adds its right answers to ``epoch_correct``
-    (zeros at the start); thread 0 writes ``epoch_losses``, its cycles in all into ``sync[RUN_CYCLES]``
-    and those it waited at the barrier after the (evenly split) updates into ``sync[WAIT_CYCLES]``.
+    last two steps.  ``part_z``: the partial products of ``partial_product``, 2 x n_threads blocks of
+    at least min(batch_size, MIN_SAMPLE_SPLIT - 1) x (the widest layer) entries.  Each thread adds its
+    right answers to ``epoch_correct`` (zeros at the start); thread 0 writes ``epoch_losses``, its cycles
+    in all into ``sync[RUN_CYCLES]`` and those it waited at the barrier after the (evenly split) updates
+    into ``sync[WAIT_CYCLES]``.
     X and D must be finite (the caller checks).
 
     Returns what ``fit_epochs`` returns (-1, or the index of the diverging
@@ -399,7 +457,7 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
     tid, n_threads, sync, control, entered_before, max_spins = team
     X, D, epoch_lrs, batch_size, shuffle, rng_state, order = data
     opt_code, hyper, state1, state2, step_count, frozen = opt_state
-    theta, grad, backup, backup_valid, work, x_batch, d_batch, partials = bufs
+    theta, grad, backup, backup_valid, work, x_batch, d_batch, partials, part_z = bufs
     epoch_losses, epoch_correct = out
     if tid == 0:
         _sync.atomic_add(control, ENTERED, 1)
@@ -407,7 +465,7 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
     n_batches = (n + batch_size - 1) // batch_size
     classify = layout[3] != SQUARED_ERROR
     saved = backup_parts(theta, state1, state2, backup)
-    step_bufs = (theta, state1, state2, grad, work, x_batch, d_batch, partials, saved)
+    step_bufs = (theta, state1, state2, grad, work, x_batch, d_batch, partials, saved, part_z)
     opt = (opt_code, hyper, frozen)
     passed = _sync.atomic_load(sync, _sync.BARRIER) // n_threads  # see fit_epochs_share
     run_from = _sync.cycle_count()

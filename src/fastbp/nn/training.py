@@ -309,6 +309,7 @@ class _WideRun(_ThreadState):
     def __init__(self, n_threads):
         super().__init__(n_threads)
         self.partials = np.zeros((2, n_threads * _wide.PARTIAL_STRIDE), dtype=np.float64)
+        self.part_z = np.zeros(0)
 
     @classmethod
     def for_run(cls, net, n_threads):
@@ -329,7 +330,11 @@ class _WideRun(_ThreadState):
             data = (run.X, run.D, lrs, run.batch_size, run.shuffle)
             opt_state = (opt.code, run.hyper, opt.state1, opt.state2)
             bufs = (net._theta, net._grad, run.backup)
-            buffers = (ws.work, ws.x_batch, ws.d_batch, self.partials)
+            rows = min(run.batch_size, _wide.MIN_SAMPLE_SPLIT - 1)
+            needed = 2 * self.n_threads * rows * max(net._sizes[1:])  # see _wide.partial_product
+            if self.part_z.shape[0] < needed or self.part_z.dtype != net.dtype:
+                self.part_z = np.zeros(needed, dtype=net.dtype)
+            buffers = (ws.work, ws.x_batch, ws.d_batch, self.partials, self.part_z)
 
             def args_of(t, entered_before, max_spins):
                 team = (t, self.n_threads, self.sync, helpers.control, entered_before, max_spins)
