@@ -21,6 +21,8 @@ from test_parallel import data
 
 # a layer of 400 x 330 = 132 K weights: batches below MIN_SAMPLE_SPLIT split by units
 BIG = [12, 400, 330, 3]
+# a layer of 800 x 400: each of two threads' 400 rows of W take two blocks in backward_and_update at 16-63 samples
+WIDE = [12, 800, 400, 3]
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +83,7 @@ def assert_same_training(one, two, rtol, atol):
     [
         (BIG, ["relu", "tanh", "softmax"], "cross_entropy", 8),  # split by units
         (BIG, ["elu", "sigmoid", "identity"], "squared_error", 1),  # units, one sample a step
+        (WIDE, ["relu", "tanh", "softmax"], "cross_entropy", 32),  # units, blocks of FUSED_BLOCK_ENTRIES
         (BIG, ["leaky_relu", "relu", "sigmoid"], "binary_cross_entropy", 64),  # split by samples
         ([9, 20, 16, 12, 4], ["tanh", "relu", "softplus", "softmax"], "cross_entropy", 80),  # samples
         ([5, 40, 2], ["sigmoid", "identity"], "squared_error", 5),  # small: samples
@@ -89,7 +92,19 @@ def assert_same_training(one, two, rtol, atol):
 def test_wide_fit_matches_one_thread(sizes, activations, loss, batch_size, opt_name):
     X, D = data(150, sizes[0], sizes[-1], loss)
     runs = [train(t, sizes, activations, loss, X, D, opt_name, epochs=2, batch_size=batch_size) for t in (1, 2)]
-    assert _wide.split_by_units(runs[1][0]._layout.packed, batch_size) == (sizes == BIG and batch_size < 64)
+    assert _wide.split_by_units(runs[1][0]._layout.packed, batch_size) == (sizes in (BIG, WIDE) and batch_size < 64)
+    if sizes == WIDE:
+        assert _wide.fused_block_rows(batch_size, 400, 400) < 400
+    assert_same_training(*runs, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [1, 8, 32])
+def test_wide_fit_on_three_threads_matches_one_thread(batch_size):
+    # three partial products a layer in the forward pass split by units, and shares of W of unequal rows
+    X, D = data(120, BIG[0], BIG[-1], "cross_entropy")
+    activations = ["relu", "tanh", "softmax"]
+    runs = [train(t, BIG, activations, "cross_entropy", X, D, "adam", epochs=2, batch_size=batch_size) for t in (1, 3)]
+    assert runs[1][0]._wide_run.n_threads == 3
     assert_same_training(*runs, rtol=1e-9, atol=1e-12)
 
 

@@ -2,36 +2,34 @@
 
 Thread t of T, in every step of a mini-batch of m samples:
 
-1. takes rows [m t / T, m (t + 1) / T) of the batch: it gathers them and runs
-   on them the forward pass, the loss, the output error term and the error
-   terms of every hidden layer, with the weights of the step, into its rows
-   of the shared z, y and delta buffers (``engine._serial``'s formulas);
+1. takes rows [m t / T, m (t + 1) / T) of the batch: it gathers them and runs on them the forward pass, the
+   loss, the output error term and the error terms of every hidden layer, with the weights of the step, into
+   its rows of the shared z, y and delta buffers (``engine._serial``'s formulas);
 2. one barrier: z, y and delta of every sample are there;
-3. takes rows [k t / T, k (t + 1) / T) of every layer's W (k units below it)
-   and entries [u t / T, u (t + 1) / T) of its b (u units): their gradient
-   over all m samples, dE/dw_ij = sum_s y_i delta_j, in blocks of rows small
-   enough to stay in the core's cache until the optimizer's step on them,
-   which follows at once, in place;
+3. takes rows [k t / T, k (t + 1) / T) of every layer's W (k units below it) and entries [u t / T, u (t + 1)
+   / T) of its b (u units): their gradient over all m samples, dE/dw_ij = sum_s y_i delta_j, in blocks of
+   rows small enough to stay in the core's cache until the optimizer's step on them, which follows at once,
+   in place;
 4. one barrier: the next step's forward pass reads every thread's new weights.
 
-A divergence puts back the parameters (and state) at which the last finite
-loss was measured.  An out-of-place step would keep them, but writing to
-other lines than those just read costs a second pass over memory (Adam on
-2.2 M float32 parameters: 1.2 against 0.56 ns a parameter).  So each thread
-copies its share into the backup before the update of every
-CHECKPOINT_EVERY-th batch of an epoch and of its last batch, and after a
-divergence puts that copy back and runs the batches since then again, which
-gives the same numbers bit for bit; a copy every 32 steps costs ~2%.
+Batches of few samples, and networks with a big layer, split step 1 by units instead (``forward_by_units``):
+thread t computes the units of every layer that its rows of the W above take, then runs the backward half of
+step 1 and step 3 in one pass over its rows of each W (``backward_and_update``), reading each row once a step.
 
-So the parameter-sized work of a step (gradient, optimizer state, update),
-which at batch 1 is nearly all of it, is one pass over the parameters split
-across the cores, and the gradient never leaves the cache.  The parameters,
-the optimizer state and the backup stay in the network's layout, so a run may
-go on with ``engine._serial`` in the next epoch.  Every thread adds the partial
-losses in thread order, so all see the same loss and take the same decision
-on a divergence; the results differ from ``engine._serial``'s only in the
-rounding of sums over samples, and do not depend on timing.  The caller makes
-BLAS run on one thread inside each (see ``fastbp.engine._threaded``).
+A divergence puts back the parameters (and state) at which the last finite loss was measured.  An
+out-of-place step would keep them, but writing to other lines than those just read costs a second pass over
+memory (Adam on 2.2 M float32 parameters: 1.2 against 0.56 ns a parameter).  So each thread copies its share
+into the backup before the update of every CHECKPOINT_EVERY-th batch of an epoch and of its last batch, and
+after a divergence puts that copy back and runs the batches since then again, which gives the same numbers
+bit for bit; a copy every 32 steps costs ~2%.
+
+So the parameter-sized work of a step (gradient, optimizer state, update), which at batch 1 is nearly all of
+it, is one pass over the parameters split across the cores, and the gradient never leaves the cache.  The
+parameters, the optimizer state and the backup stay in the network's layout, so a run may go on with
+``engine._serial`` in the next epoch.  Every thread adds the partial losses in thread order, so all see the
+same loss and take the same decision on a divergence; the results differ from ``engine._serial``'s only in
+the rounding of sums (over samples, and over the threads' rows of W in ``forward_by_units``), and do not
+depend on timing.  The caller makes BLAS run on one thread inside each (see ``fastbp.engine._threaded``).
 """
 
 import math
@@ -55,6 +53,12 @@ from fastbp.kernels.backprop import hidden_delta
 from fastbp.kernels.dense import dense_forward
 from fastbp.kernels.losses import SQUARED_ERROR, loss
 from fastbp.kernels.optimizers import optimizer_update
+
+# Entries of W per block of rows of ``backward_and_update`` at WHOLE_SHARE_SAMPLES to MIN_SAMPLE_SPLIT samples
+# (fewer: BLOCK_ENTRIES; more: the whole share).  Float32 epochs interleaved in one process, AMD EPYC, 64-1024-
+# 1024-1024-10: batch 32 710 ms (32 K: 798) against 750 unfused; batch 256 in blocks 475 against 442 ms.
+FUSED_BLOCK_ENTRIES = 128 * 1024
+
 
 # Entries of W per block of rows in step 3: a block's gradient is written and read back from the core's
 # cache (32 K float32 entries: 128 KB, within a 1-2 MB L2 with the block's W, m and v).
@@ -189,17 +193,17 @@ def split_by_units(layout, m):
 
 
 @jit
-def passes_by_units(team, passed, theta, layout, xb, db, work, part_z, m):
-    """Step 1 for batches of few samples, split by units instead of samples: thread t computes z and y
-    of its units of every layer for all m samples, then, after a barrier, the output layer and the loss
-    of its rows of the batch, then the error terms of its units of every hidden layer (its rows of the W
-    above), a barrier after each layer.  Each thread so reads its part of every W once, where split by
-    samples both would read all of it.  Below MIN_SAMPLE_SPLIT samples the forward pass also takes the
-    thread's rows of each W (``partial_product``, then ``add_partials`` for its units), the rows that its
-    backward pass and update take, so a thread never reads lines of W that the other core has just
-    written; from MIN_SAMPLE_SPLIT on it takes its columns of W, as the sum of the partial products
-    would cost more than those lines.  Returns (the loss summed over this
-    thread's rows, right answers in them, barriers passed, ok); the caller has gathered all m rows."""
+def forward_by_units(team, passed, theta, layout, xb, db, work, part_z, m):
+    """The forward half of step 1 split by units instead of samples (batches of few samples, or a big
+    layer): thread t computes z and y of its units of every layer for all m samples, a barrier after
+    each layer, then the output layer, the loss and the output error terms of its rows of the batch.
+    Each thread so reads its part of every W once, where split by samples both would read all of it.
+    Below MIN_SAMPLE_SPLIT samples it takes its rows of each W (``partial_product``, then
+    ``add_partials`` for its units), the rows that ``backward_and_update`` takes, so a thread never
+    reads lines of W that the other core has just written; from MIN_SAMPLE_SPLIT on, its columns, as
+    the sum of the partial products would cost more than those lines.  Returns (the loss summed over
+    this thread's rows, right answers in them, barriers passed, ok); the caller has gathered all m rows
+    and passes a barrier before anyone reads the output error terms."""
     tid, n_threads, sync, control, entered_before, max_spins = team
     sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
     capacity, z_buf, y_buf, delta_buf = work
@@ -257,26 +261,6 @@ def passes_by_units(team, passed, theta, layout, xb, db, work, part_z, m):
         if loss_code != SQUARED_ERROR:
             correct = count_correct(loss_code, y_out, d_rows)
         output_error_terms(layout, z_out, y_out, d_rows, delta_out, m)
-    if not _sync.barrier(sync, n_threads, passed):
-        return 0.0, 0, passed, False
-    passed += 1
-    for layer in range(last, 0, -1):
-        n_below, n_above = sizes[layer], sizes[layer + 1]
-        i0, i1 = share_of(n_below, tid, n_threads)
-        if i1 > i0:
-            gemm_strided(
-                True, False, (i1 - i0, m, n_above), theta, w_offsets[layer] + i0 * n_above, n_above, delta_buf,
-                capacity * unit_offsets[layer], n_above, delta_buf, capacity * unit_offsets[layer - 1] + i0, n_below,
-            )  # fmt: skip
-            z_prev = rows_of(z_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
-            y_prev = rows_of(y_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
-            delta_prev = rows_of(delta_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
-            multiply_by_derivative(
-                codes[layer - 1], z_prev[:, i0:i1], y_prev[:, i0:i1], delta_prev[:, i0:i1], alphas[layer - 1]
-            )
-        if not _sync.barrier(sync, n_threads, passed):
-            return 0.0, 0, passed, False
-        passed += 1
     return E_sum, correct, passed, True
 
 
@@ -336,17 +320,78 @@ def update_share(tid, n_threads, layout, xb, work, m, opt, lr, t, vectors):
             stop = w_offsets[layer] + r1 * n_above
             gradient_of_rows(y_prev, r0, delta, grad[start:stop].reshape((r1 - r0, n_above)))
             step_entries(opt, lr, t, vectors, start, stop)
-        j0, j1 = share_of(n_above, tid, n_threads)
-        b0 = b_offsets[layer]
-        # sample by sample along the row (a SIMD loop), not unit by unit down a column (5x slower)
-        grad_b = grad[b0 + j0 : b0 + j1]
+        update_biases(share_of(n_above, tid, n_threads), b_offsets[layer], delta, opt, lr, t, vectors)
+
+
+@jit
+def update_biases(units, b0, delta, opt, lr, t, vectors):
+    """Gradient and optimizer step of the biases of a layer's units [j0, j1) = ``units`` (b at theta[b0]),
+    from the layer's error terms ``delta`` (m, n_above)."""
+    j0, j1 = units
+    grad_b = vectors[3][b0 + j0 : b0 + j1]
+    # sample by sample along the row (a SIMD loop), not unit by unit down a column (5x slower)
+    for j in range(j1 - j0):
+        grad_b[j] = delta[0, j0 + j]
+    for s in range(1, delta.shape[0]):
+        row = delta[s, j0:j1]
         for j in range(j1 - j0):
-            grad_b[j] = delta[0, j0 + j]
-        for s in range(1, m):
-            row = delta[s, j0:j1]
-            for j in range(j1 - j0):
-                grad_b[j] += row[j]
-        step_entries(opt, lr, t, vectors, b0 + j0, b0 + j1)
+            grad_b[j] += row[j]
+    step_entries(opt, lr, t, vectors, b0 + j0, b0 + j1)
+
+
+@jit
+def fused_block_rows(m, n_above, share_rows):
+    """Rows of W per block of ``backward_and_update`` for a batch of m samples (see FUSED_BLOCK_ENTRIES)."""
+    if m >= MIN_SAMPLE_SPLIT:
+        return max(1, share_rows)
+    if m >= WHOLE_SHARE_SAMPLES:
+        return max(1, FUSED_BLOCK_ENTRIES // n_above)
+    return max(1, BLOCK_ENTRIES // n_above)
+
+
+@jit
+def backward_and_update(team, passed, layout, xb, work, m, opt, lr, t, vectors):
+    """The backward half of step 1 and step 3 in one pass, for the split by units: from the output layer
+    down, thread t takes blocks of its rows of each W (units below, ``share_of``) and for each block
+    computes those units' error terms in the layer below (the block of W times delta), the block's
+    gradient and the optimizer's step on it, so it reads each row of W once a step and updates it while
+    it is in the core's cache; then the step of its entries of b, and a barrier after every layer but
+    the first (the next layer down needs all its error terms).  ``vectors`` = (theta, state1, state2,
+    grad).  Returns (barriers passed, ok)."""
+    tid, n_threads, sync, control, entered_before, max_spins = team
+    sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
+    capacity, z_buf, y_buf, delta_buf = work
+    theta, grad = vectors[0], vectors[3]
+    for layer in range(codes.shape[0] - 1, -1, -1):
+        n_below, n_above = sizes[layer], sizes[layer + 1]
+        y_prev = xb if layer == 0 else rows_of(y_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
+        delta = rows_of(delta_buf, capacity, sizes, unit_offsets, layer, 0, m)
+        i0, i1 = share_of(n_below, tid, n_threads)
+        block_rows = fused_block_rows(m, n_above, i1 - i0)
+        for r0 in range(i0, i1, block_rows):
+            r1 = min(i1, r0 + block_rows)
+            start = w_offsets[layer] + r0 * n_above
+            stop = w_offsets[layer] + r1 * n_above
+            if layer > 0:  # this block's units below: delta_prev[:, r0:r1] = delta @ W[r0:r1].T, before the step
+                gemm_strided(
+                    True, False, (r1 - r0, m, n_above), theta, start, n_above, delta_buf,
+                    capacity * unit_offsets[layer], n_above, delta_buf, capacity * unit_offsets[layer - 1] + r0,
+                    n_below,
+                )  # fmt: skip
+            gradient_of_rows(y_prev, r0, delta, grad[start:stop].reshape((r1 - r0, n_above)))
+            step_entries(opt, lr, t, vectors, start, stop)
+        update_biases(share_of(n_above, tid, n_threads), b_offsets[layer], delta, opt, lr, t, vectors)
+        if layer > 0:
+            if i1 > i0:
+                z_prev = rows_of(z_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
+                delta_prev = rows_of(delta_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
+                multiply_by_derivative(
+                    codes[layer - 1], z_prev[:, i0:i1], y_prev[:, i0:i1], delta_prev[:, i0:i1], alphas[layer - 1]
+                )
+            if not _sync.barrier(sync, n_threads, passed):
+                return passed, False
+            passed += 1
+    return passed, True
 
 
 @jit
@@ -371,8 +416,9 @@ def copy_share(tid, n_threads, layout, source, target):
 
 @jit
 def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
-    """One step of this thread: step 1 on its rows of the batch, a barrier, and if the loss is finite
-    (every thread decides alike) steps 3 and 4, after a copy of its share into the backup if ``copy``.
+    """One step of this thread: step 1 on its rows of the batch (or the forward half of it, split by
+    units), a barrier, and if the loss is finite (every thread decides alike) steps 3 and 4 (with the
+    backward half of step 1 when split by units), after a copy of its share into the backup if ``copy``.
     Returns (E, right answers in its rows, barriers passed, ok); ok is False if the run was aborted.
     ``batch_data`` = (X, D, order, start, m, parity); ``bufs`` = (theta, state1, state2, grad, work,
     x_batch, d_batch, partials, saved, part_z), ``saved`` the backup's parts shaped like theta, state1,
@@ -389,14 +435,15 @@ def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
     E_part = 0.0
     correct = 0
     gather_rows(X, D, order, start + r0, xb[r0:r1], db[r0:r1])
-    if split_by_units(layout, m):
+    by_units = split_by_units(layout, m)
+    if by_units:
         if not _sync.barrier(sync, n_threads, passed):  # every row gathered
             return 0.0, 0, passed, False
-        E_part, correct, passed, ok = passes_by_units(team, passed + 1, theta, layout, xb, db, work, part_z, m)
+        E_part, correct, passed, ok = forward_by_units(team, passed + 1, theta, layout, xb, db, work, part_z, m)
         if not ok:
             return 0.0, 0, passed, False
         partials[parity, tid * PARTIAL_STRIDE] = E_part
-        if not _sync.barrier(sync, n_threads, passed):  # every partial loss written
+        if not _sync.barrier(sync, n_threads, passed):  # every partial loss and output error term written
             return 0.0, 0, passed, False
         passed += 1
     else:
@@ -417,7 +464,13 @@ def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
     if math.isfinite(E):
         if copy:
             copy_share(tid, n_threads, layout, (theta, state1, state2), saved)
-        update_share(tid, n_threads, layout, xb, work, m, opt, lr, t, (theta, state1, state2, grad))
+        vectors = (theta, state1, state2, grad)
+        if by_units:
+            passed, ok = backward_and_update(team, passed, layout, xb, work, m, opt, lr, t, vectors)
+            if not ok:
+                return E, correct, passed, False
+        else:
+            update_share(tid, n_threads, layout, xb, work, m, opt, lr, t, vectors)
         waited_from = _sync.cycle_count()
         if not _sync.barrier(sync, n_threads, passed):
             return E, correct, passed, False
