@@ -21,7 +21,7 @@ from test_parallel import data
 
 # a layer of 400 x 330 = 132 K weights: batches below MIN_SAMPLE_SPLIT split by units
 BIG = [12, 400, 330, 3]
-# a layer of 800 x 400: each of two threads' 400 rows of W take two blocks in backward_and_update at 16-63 samples
+# a layer of 800 x 400: each of two threads' 400 rows of W take two blocks in update_layer at 16-63 samples
 WIDE = [12, 800, 400, 3]
 
 
@@ -94,7 +94,7 @@ def test_wide_fit_matches_one_thread(sizes, activations, loss, batch_size, opt_n
     runs = [train(t, sizes, activations, loss, X, D, opt_name, epochs=2, batch_size=batch_size) for t in (1, 2)]
     assert _wide.split_by_units(runs[1][0]._layout.packed, batch_size) == (sizes in (BIG, WIDE) and batch_size < 64)
     if sizes == WIDE:
-        assert _wide.fused_block_rows(batch_size, 400, 400) < 400
+        assert _wide.rows_per_block(batch_size, 400, 400) < 400
     assert_same_training(*runs, rtol=1e-9, atol=1e-12)
 
 

@@ -54,7 +54,7 @@ from fastbp.kernels.dense import dense_forward
 from fastbp.kernels.losses import SQUARED_ERROR, loss
 from fastbp.kernels.optimizers import optimizer_update
 
-# Entries of W per block of rows of ``backward_and_update`` at WHOLE_SHARE_SAMPLES to MIN_SAMPLE_SPLIT samples
+# Entries of W per block of rows of ``update_layer`` at WHOLE_SHARE_SAMPLES to MIN_SAMPLE_SPLIT samples
 # (fewer: BLOCK_ENTRIES; more: the whole share).  Float32 epochs interleaved in one process, AMD EPYC, 64-1024-
 # 1024-1024-10: batch 32 710 ms (32 K: 798) against 750 unfused; batch 256 in blocks 475 against 442 ms.
 FUSED_BLOCK_ENTRIES = 128 * 1024
@@ -65,8 +65,9 @@ FUSED_BLOCK_ENTRIES = 128 * 1024
 BLOCK_ENTRIES = 32 * 1024
 
 
-# From this many samples on, a thread's rows of a W take their gradient in one GEMM: its cost is then
-# far above that of writing and reading the gradient, and a GEMM of a block of few rows is slow.
+# From this many samples on, a block of a thread's rows of a W takes its gradient in one GEMM of
+# FUSED_BLOCK_ENTRIES (or the whole share): its cost is then far above that of writing and reading the
+# gradient, and a GEMM of a block of few rows is slow.
 WHOLE_SHARE_SAMPLES = 16
 
 
@@ -302,46 +303,10 @@ def step_entries(opt, lr, t, vectors, start, stop):
 
 
 @jit
-def update_share(tid, n_threads, layout, xb, work, m, opt, lr, t, vectors):
-    """Step 3: gradient and optimizer step of thread tid's rows of every W and entries of every b."""
-    sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
-    capacity, z_buf, y_buf, delta_buf = work
-    grad = vectors[3]
-    for layer in range(codes.shape[0]):
-        n_below, n_above = sizes[layer], sizes[layer + 1]
-        y_prev = xb if layer == 0 else rows_of(y_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
-        delta = rows_of(delta_buf, capacity, sizes, unit_offsets, layer, 0, m)
-        i0, i1 = share_of(n_below, tid, n_threads)
-        # few samples: blocks that stay in cache; many: one GEMM (a GEMM of few rows of W is slow)
-        block_rows = max(1, BLOCK_ENTRIES // n_above) if m < WHOLE_SHARE_SAMPLES else max(1, i1 - i0)
-        for r0 in range(i0, i1, block_rows):
-            r1 = min(i1, r0 + block_rows)
-            start = w_offsets[layer] + r0 * n_above
-            stop = w_offsets[layer] + r1 * n_above
-            gradient_of_rows(y_prev, r0, delta, grad[start:stop].reshape((r1 - r0, n_above)))
-            step_entries(opt, lr, t, vectors, start, stop)
-        update_biases(share_of(n_above, tid, n_threads), b_offsets[layer], delta, opt, lr, t, vectors)
-
-
-@jit
-def update_biases(units, b0, delta, opt, lr, t, vectors):
-    """Gradient and optimizer step of the biases of a layer's units [j0, j1) = ``units`` (b at theta[b0]),
-    from the layer's error terms ``delta`` (m, n_above)."""
-    j0, j1 = units
-    grad_b = vectors[3][b0 + j0 : b0 + j1]
-    # sample by sample along the row (a SIMD loop), not unit by unit down a column (5x slower)
-    for j in range(j1 - j0):
-        grad_b[j] = delta[0, j0 + j]
-    for s in range(1, delta.shape[0]):
-        row = delta[s, j0:j1]
-        for j in range(j1 - j0):
-            grad_b[j] += row[j]
-    step_entries(opt, lr, t, vectors, b0 + j0, b0 + j1)
-
-
-@jit
-def fused_block_rows(m, n_above, share_rows):
-    """Rows of W per block of ``backward_and_update`` for a batch of m samples (see FUSED_BLOCK_ENTRIES)."""
+def rows_per_block(m, n_above, share_rows):
+    """Rows of W per block of ``update_layer`` for a batch of m samples: BLOCK_ENTRIES below
+    WHOLE_SHARE_SAMPLES, FUSED_BLOCK_ENTRIES up to MIN_SAMPLE_SPLIT, then the whole share.  (Split by
+    samples, 16-63 samples come only with layers below 128 K weights, whose share is one block either way.)"""
     if m >= MIN_SAMPLE_SPLIT:
         return max(1, share_rows)
     if m >= WHOLE_SHARE_SAMPLES:
@@ -350,40 +315,66 @@ def fused_block_rows(m, n_above, share_rows):
 
 
 @jit
-def backward_and_update(team, passed, layout, xb, work, m, opt, lr, t, vectors):
-    """The backward half of step 1 and step 3 in one pass, for the split by units: from the output layer
-    down, thread t takes blocks of its rows of each W (units below, ``share_of``) and for each block
-    computes those units' error terms in the layer below (the block of W times delta), the block's
-    gradient and the optimizer's step on it, so it reads each row of W once a step and updates it while
-    it is in the core's cache; then the step of its entries of b, and a barrier after every layer but
-    the first (the next layer down needs all its error terms).  ``vectors`` = (theta, state1, state2,
-    grad).  Returns (barriers passed, ok)."""
-    tid, n_threads, sync, control, entered_before, max_spins = team
+def update_layer(tid, n_threads, layout, xb, work, m, layer, error_terms, opt, lr, t, vectors):
+    """Step 3 for one layer: gradient and optimizer step of thread tid's rows of its W, a block of rows at a
+    time, then of its entries of b.  With ``error_terms``, each block first gives the error terms of its
+    units in the layer below, delta_prev[:, r0:r1] = delta @ W[r0:r1].T (before f'), from the W of the
+    step, so the block is read once for both.  ``vectors`` = (theta, state1, state2, grad)."""
     sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
     capacity, z_buf, y_buf, delta_buf = work
     theta, grad = vectors[0], vectors[3]
+    n_below, n_above = sizes[layer], sizes[layer + 1]
+    y_prev = xb if layer == 0 else rows_of(y_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
+    delta = rows_of(delta_buf, capacity, sizes, unit_offsets, layer, 0, m)
+    i0, i1 = share_of(n_below, tid, n_threads)
+    block_rows = rows_per_block(m, n_above, i1 - i0)
+    for r0 in range(i0, i1, block_rows):
+        r1 = min(i1, r0 + block_rows)
+        start = w_offsets[layer] + r0 * n_above
+        stop = w_offsets[layer] + r1 * n_above
+        if error_terms:
+            gemm_strided(
+                True, False, (r1 - r0, m, n_above), theta, start, n_above, delta_buf, capacity * unit_offsets[layer],
+                n_above, delta_buf, capacity * unit_offsets[layer - 1] + r0, n_below,
+            )  # fmt: skip
+        gradient_of_rows(y_prev, r0, delta, grad[start:stop].reshape((r1 - r0, n_above)))
+        step_entries(opt, lr, t, vectors, start, stop)
+    j0, j1 = share_of(n_above, tid, n_threads)
+    b0 = b_offsets[layer]
+    grad_b = grad[b0 + j0 : b0 + j1]
+    # sample by sample along the row (a SIMD loop), not unit by unit down a column (5x slower)
+    for j in range(j1 - j0):
+        grad_b[j] = delta[0, j0 + j]
+    for s in range(1, m):
+        row = delta[s, j0:j1]
+        for j in range(j1 - j0):
+            grad_b[j] += row[j]
+    step_entries(opt, lr, t, vectors, b0 + j0, b0 + j1)
+
+
+@jit
+def update_share(tid, n_threads, layout, xb, work, m, opt, lr, t, vectors):
+    """Step 3: gradient and optimizer step of thread tid's rows of every W and entries of every b."""
+    for layer in range(layout[1].shape[0]):
+        update_layer(tid, n_threads, layout, xb, work, m, layer, False, opt, lr, t, vectors)
+
+
+@jit
+def backward_and_update(team, passed, layout, xb, work, m, opt, lr, t, vectors):
+    """The backward half of step 1 and step 3 in one pass, for the split by units: from the output layer
+    down, ``update_layer`` with the error terms of the layer below, then f' on this thread's units of it
+    and a barrier (the next layer down needs all its error terms).  Each row of W is so read once a step
+    and updated while it is in the core's cache.  Returns (barriers passed, ok)."""
+    tid, n_threads, sync, control, entered_before, max_spins = team
+    sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
+    capacity, z_buf, y_buf, delta_buf = work
     for layer in range(codes.shape[0] - 1, -1, -1):
-        n_below, n_above = sizes[layer], sizes[layer + 1]
-        y_prev = xb if layer == 0 else rows_of(y_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
-        delta = rows_of(delta_buf, capacity, sizes, unit_offsets, layer, 0, m)
-        i0, i1 = share_of(n_below, tid, n_threads)
-        block_rows = fused_block_rows(m, n_above, i1 - i0)
-        for r0 in range(i0, i1, block_rows):
-            r1 = min(i1, r0 + block_rows)
-            start = w_offsets[layer] + r0 * n_above
-            stop = w_offsets[layer] + r1 * n_above
-            if layer > 0:  # this block's units below: delta_prev[:, r0:r1] = delta @ W[r0:r1].T, before the step
-                gemm_strided(
-                    True, False, (r1 - r0, m, n_above), theta, start, n_above, delta_buf,
-                    capacity * unit_offsets[layer], n_above, delta_buf, capacity * unit_offsets[layer - 1] + r0,
-                    n_below,
-                )  # fmt: skip
-            gradient_of_rows(y_prev, r0, delta, grad[start:stop].reshape((r1 - r0, n_above)))
-            step_entries(opt, lr, t, vectors, start, stop)
-        update_biases(share_of(n_above, tid, n_threads), b_offsets[layer], delta, opt, lr, t, vectors)
+        update_layer(tid, n_threads, layout, xb, work, m, layer, layer > 0, opt, lr, t, vectors)
         if layer > 0:
+            i0, i1 = share_of(sizes[layer], tid, n_threads)
             if i1 > i0:
                 z_prev = rows_of(z_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
+                y_prev = rows_of(y_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
                 delta_prev = rows_of(delta_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
                 multiply_by_derivative(
                     codes[layer - 1], z_prev[:, i0:i1], y_prev[:, i0:i1], delta_prev[:, i0:i1], alphas[layer - 1]
