@@ -98,9 +98,10 @@ def test_wide_fit_matches_one_thread(sizes, activations, loss, batch_size, opt_n
     assert_same_training(*runs, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("batch_size", [1, 8, 32])
+@pytest.mark.parametrize("batch_size", [1, 8, 32, 64])
 def test_wide_fit_on_three_threads_matches_one_thread(batch_size):
-    # three partial products a layer in the forward pass split by units, and shares of W of unequal rows
+    # three partial products a layer in the forward pass split by units, and shares of W of unequal rows; at
+    # 64 samples each thread's gradient block is its whole share, and thread 0's 134 of 400 rows fill its block
     X, D = data(120, BIG[0], BIG[-1], "cross_entropy")
     activations = ["relu", "tanh", "softmax"]
     runs = [train(t, BIG, activations, "cross_entropy", X, D, "adam", epochs=2, batch_size=batch_size) for t in (1, 3)]

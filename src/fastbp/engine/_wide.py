@@ -24,12 +24,13 @@ after a divergence puts that copy back and runs the batches since then again, wh
 bit for bit; a copy every 32 steps costs ~2%.
 
 So the parameter-sized work of a step (gradient, optimizer state, update), which at batch 1 is nearly all of
-it, is one pass over the parameters split across the cores, and the gradient never leaves the cache.  The
-parameters, the optimizer state and the backup stay in the network's layout, so a run may go on with
-``engine._serial`` in the next epoch.  Every thread adds the partial losses in thread order, so all see the
-same loss and take the same decision on a divergence; the results differ from ``engine._serial``'s only in
-the rounding of sums (over samples, and over the threads' rows of W in ``forward_by_units``), and do not
-depend on timing.  The caller makes BLAS run on one thread inside each (see ``fastbp.engine._threaded``).
+it, is one pass over the parameters split across the cores, and the gradient never leaves the cache: each
+thread's blocks take turns in one buffer of its own.  The parameters, the optimizer state and the backup
+stay in the network's layout, so a run may go on with ``engine._serial`` in the next epoch.  Every thread
+adds the partial losses in thread order, so all see the same loss and take the same decision on a
+divergence; the results differ from ``engine._serial``'s only in the rounding of sums (over samples, and
+over the threads' rows of W in ``forward_by_units``), and do not depend on timing.  The caller makes BLAS
+run on one thread inside each (see ``fastbp.engine._threaded``).
 """
 
 import math
@@ -292,12 +293,13 @@ def _part(a, start, stop):
 
 
 @jit
-def step_entries(opt, lr, t, vectors, start, stop):
-    """The optimizer's step on parameters start..stop-1, in place.  ``vectors`` = (theta, state1, state2, grad)."""
+def step_entries(opt, lr, t, vectors, start, stop, g):
+    """The optimizer's step on parameters start..stop-1, in place, with their gradient g (stop - start,).
+    ``vectors`` = (theta, state1, state2, grad_blocks)."""
     opt_code, hyper, frozen = opt
-    theta, state1, state2, grad = vectors
+    theta, state1, state2 = vectors[0], vectors[1], vectors[2]
     optimizer_update(
-        opt_code, theta[start:stop], grad[start:stop], lr, hyper, _part(state1, start, stop),
+        opt_code, theta[start:stop], g, lr, hyper, _part(state1, start, stop),
         _part(state2, start, stop), t, _part(frozen, start, stop),
     )  # fmt: skip
 
@@ -319,10 +321,14 @@ def update_layer(tid, n_threads, layout, xb, work, m, layer, error_terms, opt, l
     """Step 3 for one layer: gradient and optimizer step of thread tid's rows of its W, a block of rows at a
     time, then of its entries of b.  With ``error_terms``, each block first gives the error terms of its
     units in the layer below, delta_prev[:, r0:r1] = delta @ W[r0:r1].T (before f'), from the W of the
-    step, so the block is read once for both.  ``vectors`` = (theta, state1, state2, grad)."""
+    step, so the block is read once for both.  ``vectors`` = (theta, state1, state2, grad_blocks):
+    ``grad_blocks`` holds n_threads equal blocks, each at least the largest share of one layer's W (and of
+    its b), and a block's gradient goes into thread tid's, which stays in the core's cache from one block
+    to the next instead of passing through memory in a parameter-sized vector."""
     sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
     capacity, z_buf, y_buf, delta_buf = work
-    theta, grad = vectors[0], vectors[3]
+    theta, grad_blocks = vectors[0], vectors[3]
+    g_at = tid * (grad_blocks.shape[0] // n_threads)
     n_below, n_above = sizes[layer], sizes[layer + 1]
     y_prev = xb if layer == 0 else rows_of(y_buf, capacity, sizes, unit_offsets, layer - 1, 0, m)
     delta = rows_of(delta_buf, capacity, sizes, unit_offsets, layer, 0, m)
@@ -337,11 +343,12 @@ def update_layer(tid, n_threads, layout, xb, work, m, layer, error_terms, opt, l
                 True, False, (r1 - r0, m, n_above), theta, start, n_above, delta_buf, capacity * unit_offsets[layer],
                 n_above, delta_buf, capacity * unit_offsets[layer - 1] + r0, n_below,
             )  # fmt: skip
-        gradient_of_rows(y_prev, r0, delta, grad[start:stop].reshape((r1 - r0, n_above)))
-        step_entries(opt, lr, t, vectors, start, stop)
+        g = grad_blocks[g_at : g_at + stop - start]
+        gradient_of_rows(y_prev, r0, delta, g.reshape((r1 - r0, n_above)))
+        step_entries(opt, lr, t, vectors, start, stop, g)
     j0, j1 = share_of(n_above, tid, n_threads)
     b0 = b_offsets[layer]
-    grad_b = grad[b0 + j0 : b0 + j1]
+    grad_b = grad_blocks[g_at : g_at + j1 - j0]
     # sample by sample along the row (a SIMD loop), not unit by unit down a column (5x slower)
     for j in range(j1 - j0):
         grad_b[j] = delta[0, j0 + j]
@@ -349,7 +356,7 @@ def update_layer(tid, n_threads, layout, xb, work, m, layer, error_terms, opt, l
         row = delta[s, j0:j1]
         for j in range(j1 - j0):
             grad_b[j] += row[j]
-    step_entries(opt, lr, t, vectors, b0 + j0, b0 + j1)
+    step_entries(opt, lr, t, vectors, b0 + j0, b0 + j1, grad_b)
 
 
 @jit
@@ -411,12 +418,12 @@ def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
     units), a barrier, and if the loss is finite (every thread decides alike) steps 3 and 4 (with the
     backward half of step 1 when split by units), after a copy of its share into the backup if ``copy``.
     Returns (E, right answers in its rows, barriers passed, ok); ok is False if the run was aborted.
-    ``batch_data`` = (X, D, order, start, m, parity); ``bufs`` = (theta, state1, state2, grad, work,
-    x_batch, d_batch, partials, saved, part_z), ``saved`` the backup's parts shaped like theta, state1,
-    state2, ``part_z`` as in ``partial_product``."""
+    ``batch_data`` = (X, D, order, start, m, parity); ``bufs`` = (theta, state1, state2, grad_blocks,
+    work, x_batch, d_batch, partials, saved, part_z), ``saved`` the backup's parts shaped like theta,
+    state1, state2, ``grad_blocks`` as in ``update_layer``, ``part_z`` as in ``partial_product``."""
     tid, n_threads, sync, control, entered_before, max_spins = team
     X, D, order, start, m, parity = batch_data
-    theta, state1, state2, grad, work, x_batch, d_batch, partials, saved, part_z = bufs
+    theta, state1, state2, grad_blocks, work, x_batch, d_batch, partials, saved, part_z = bufs
     sizes, codes, alphas, loss_code, w_offsets, b_offsets, unit_offsets = layout
     capacity, z_buf, y_buf, delta_buf = work
     n_in, n_out = X.shape[1], D.shape[1]
@@ -455,7 +462,7 @@ def team_step(team, layout, batch_data, bufs, opt, lr, t, copy, passed):
     if math.isfinite(E):
         if copy:
             copy_share(tid, n_threads, layout, (theta, state1, state2), saved)
-        vectors = (theta, state1, state2, grad)
+        vectors = (theta, state1, state2, grad_blocks)
         if by_units:
             passed, ok = backward_and_update(team, passed, layout, xb, work, m, opt, lr, t, vectors)
             if not ok:
@@ -480,7 +487,7 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
     ended normally) and the helpers' control array, as in
     ``engine._threaded_pass.fit_epochs_share``.  ``data`` = (X, D, epoch_lrs,
     batch_size, shuffle, rng_state, order); ``opt_state`` = (opt_code, hyper,
-    state1, state2, step_count, frozen); ``bufs`` = (theta, grad, backup,
+    state1, state2, step_count, frozen); ``bufs`` = (theta, grad_blocks, backup,
     backup_valid, work, x_batch, d_batch, partials, part_z); ``out`` = (epoch_losses,
     epoch_correct).  All as in ``fit_epochs`` and shared by the threads,
     except each thread's own ``rng_state``, ``order``, ``step_count`` and
@@ -488,8 +495,9 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
     [theta | state1 | state2] (see the module); when ``backup_valid[0]`` is
     set at the start, the one from before the last update.  ``partials``:
     float64 (2, n_threads * PARTIAL_STRIDE), the threads' partial losses of the
-    last two steps.  ``part_z``: the partial products of ``partial_product``, 2 x n_threads blocks of
-    at least min(batch_size, MIN_SAMPLE_SPLIT - 1) x (the widest layer) entries.  Each thread adds its
+    last two steps.  ``grad_blocks``: as in ``update_layer``.  ``part_z``: the partial products of
+    ``partial_product``, 2 x n_threads blocks of at least min(batch_size, MIN_SAMPLE_SPLIT - 1) x (the
+    widest layer) entries.  Each thread adds its
     right answers to ``epoch_correct`` (zeros at the start); thread 0 writes ``epoch_losses``, its cycles
     in all into ``sync[RUN_CYCLES]`` and those it waited at the barrier after the (evenly split) updates
     into ``sync[WAIT_CYCLES]``.
@@ -501,7 +509,7 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
     tid, n_threads, sync, control, entered_before, max_spins = team
     X, D, epoch_lrs, batch_size, shuffle, rng_state, order = data
     opt_code, hyper, state1, state2, step_count, frozen = opt_state
-    theta, grad, backup, backup_valid, work, x_batch, d_batch, partials, part_z = bufs
+    theta, grad_blocks, backup, backup_valid, work, x_batch, d_batch, partials, part_z = bufs
     epoch_losses, epoch_correct = out
     if tid == 0:
         _sync.atomic_add(control, ENTERED, 1)
@@ -509,7 +517,7 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
     n_batches = (n + batch_size - 1) // batch_size
     classify = layout[3] != SQUARED_ERROR
     saved = backup_parts(theta, state1, state2, backup)
-    step_bufs = (theta, state1, state2, grad, work, x_batch, d_batch, partials, saved, part_z)
+    step_bufs = (theta, state1, state2, grad_blocks, work, x_batch, d_batch, partials, saved, part_z)
     opt = (opt_code, hyper, frozen)
     passed = _sync.atomic_load(sync, _sync.BARRIER) // n_threads  # see fit_epochs_share
     run_from = _sync.cycle_count()

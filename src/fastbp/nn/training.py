@@ -310,6 +310,7 @@ class _WideRun(_ThreadState):
         super().__init__(n_threads)
         self.partials = np.zeros((2, n_threads * _wide.PARTIAL_STRIDE), dtype=np.float64)
         self.part_z = np.zeros(0)
+        self.grad_blocks = np.zeros(0)
 
     @classmethod
     def for_run(cls, net, n_threads):
@@ -329,11 +330,16 @@ class _WideRun(_ThreadState):
             layout = net._layout.packed
             data = (run.X, run.D, lrs, run.batch_size, run.shuffle)
             opt_state = (opt.code, run.hyper, opt.state1, opt.state2)
-            bufs = (net._theta, net._grad, run.backup)
             rows = min(run.batch_size, _wide.MIN_SAMPLE_SPLIT - 1)
             needed = 2 * self.n_threads * rows * max(net._sizes[1:])  # see _wide.partial_product
             if self.part_z.shape[0] < needed or self.part_z.dtype != net.dtype:
                 self.part_z = np.zeros(needed, dtype=net.dtype)
+            # one block a thread, of its largest share of a layer's W (ceil(k / T) rows) or b: see _wide.update_layer
+            sizes = net._sizes
+            share = max(max(1, -(-k // self.n_threads)) * u for k, u in zip(sizes[:-1], sizes[1:]))
+            if self.grad_blocks.shape[0] != self.n_threads * share or self.grad_blocks.dtype != net.dtype:
+                self.grad_blocks = np.zeros(self.n_threads * share, dtype=net.dtype)
+            bufs = (net._theta, self.grad_blocks, run.backup)
             buffers = (ws.work, ws.x_batch, ws.d_batch, self.partials, self.part_z)
 
             def args_of(t, entered_before, max_spins):
