@@ -497,10 +497,9 @@ def fit_epochs_wide(team, layout, data, opt_state, bufs, out):
     float64 (2, n_threads * PARTIAL_STRIDE), the threads' partial losses of the
     last two steps.  ``grad_blocks``: as in ``update_layer``.  ``part_z``: the partial products of
     ``partial_product``, 2 x n_threads blocks of at least min(batch_size, MIN_SAMPLE_SPLIT - 1) x (the
-    widest layer) entries.  Each thread adds its
-    right answers to ``epoch_correct`` (zeros at the start); thread 0 writes ``epoch_losses``, its cycles
-    in all into ``sync[RUN_CYCLES]`` and those it waited at the barrier after the (evenly split) updates
-    into ``sync[WAIT_CYCLES]``.
+    widest layer) entries.  Each thread adds its right answers to ``epoch_correct`` (zeros at the
+    start); thread 0 writes ``epoch_losses``, its cycles in all into ``sync[RUN_CYCLES]`` and those it
+    waited at the barrier after the (evenly split) updates into ``sync[WAIT_CYCLES]``.
     X and D must be finite (the caller checks).
 
     Returns what ``fit_epochs`` returns (-1, or the index of the diverging
