@@ -170,17 +170,21 @@ def add_partials(n_threads, layer, part_z, b, z, r0, r1, c0, c1):
     n_above = z.shape[1]
     block = part_z.shape[0] // (2 * n_threads)
     first = (layer & 1) * n_threads * block
+    width = c1 - c0
+    bias = b[c0:c1]
+    # loops from 0 over views: offset indices kept LLVM from vectorising (32 x 256: 17 us, here 2.5 us)
     for s in range(r0, r1):
-        row = z[s]
-        at = first + s * n_above
-        for j in range(c0, c1):
-            row[j] = part_z[at + j]
-        for _ in range(1, n_threads):
-            at += block
-            for j in range(c0, c1):
-                row[j] += part_z[at + j]
-        for j in range(c0, c1):
-            row[j] += b[j]
+        row = z[s, c0:c1]
+        at = first + s * n_above + c0
+        part = part_z[at : at + width]
+        for j in range(width):
+            row[j] = part[j]
+        for u in range(1, n_threads):
+            part = part_z[at + u * block : at + u * block + width]
+            for j in range(width):
+                row[j] += part[j]
+        for j in range(width):
+            row[j] += bias[j]
 
 
 @jit
