@@ -302,6 +302,13 @@ class _SharedRun(_ThreadState):
         return True
 
 
+def _at_least(buffer, entries, dtype):
+    """``buffer`` if it holds at least ``entries`` values of ``dtype``, else a new one of zeros that does."""
+    if buffer.shape[0] >= entries and buffer.dtype == dtype:
+        return buffer
+    return np.zeros(entries, dtype=dtype)
+
+
 class _WideRun(_ThreadState):
     """Per-thread state of fit runs on several threads for any depth (``fastbp.engine._wide``), kept by the
     network; the parameters, optimizer state and work buffers are the run's own, shared by the threads."""
@@ -330,15 +337,13 @@ class _WideRun(_ThreadState):
             layout = net._layout.packed
             data = (run.X, run.D, lrs, run.batch_size, run.shuffle)
             opt_state = (opt.code, run.hyper, opt.state1, opt.state2)
+            sizes, n_threads = net._sizes, self.n_threads
             rows = min(run.batch_size, _wide.MIN_SAMPLE_SPLIT - 1)
-            needed = 2 * self.n_threads * rows * max(net._sizes[1:])  # see _wide.partial_product
-            if self.part_z.shape[0] < needed or self.part_z.dtype != net.dtype:
-                self.part_z = np.zeros(needed, dtype=net.dtype)
+            # see _wide.partial_product
+            self.part_z = _at_least(self.part_z, 2 * n_threads * rows * max(sizes[1:]), net.dtype)
             # one block a thread, of its largest share of a layer's W (ceil(k / T) rows) or b: see _wide.update_layer
-            sizes = net._sizes
-            share = max(max(1, -(-k // self.n_threads)) * u for k, u in zip(sizes[:-1], sizes[1:]))
-            if self.grad_blocks.shape[0] != self.n_threads * share or self.grad_blocks.dtype != net.dtype:
-                self.grad_blocks = np.zeros(self.n_threads * share, dtype=net.dtype)
+            share = max(max(1, -(-k // n_threads)) * u for k, u in zip(sizes[:-1], sizes[1:]))
+            self.grad_blocks = _at_least(self.grad_blocks, n_threads * share, net.dtype)
             bufs = (net._theta, self.grad_blocks, run.backup)
             buffers = (ws.work, ws.x_batch, ws.d_batch, self.partials, self.part_z)
 
