@@ -7,6 +7,8 @@ the same number of threads agree bit for bit, and a divergence puts back, bit fo
 that a run stopped before the diverging batch ends with.
 """
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -268,3 +270,34 @@ def test_contended_wide_runs_fall_back_to_one_thread_for_a_while(monkeypatch):
     assert _parallel._one_thread_until > _parallel.time.monotonic() + 1
     fastbp.set_num_threads(2)
     assert _parallel.wide_threads(net._layout, 4) is None
+
+
+@pytest.mark.parametrize("why", ["contended", "limit of one", "two threads"])
+def test_a_fit_on_one_thread_keeps_blas_on_it_when_two_were_possible(monkeypatch, why):
+    """A fit that runs on one thread where two were possible (a contended window, a limit of one) keeps
+    BLAS on the calling thread: OpenBLAS's own threads would take the other core, and their spinning
+    after each call would make the next two-thread run look contended.  On two threads, each thread of
+    the team pins its own (``run_team``); either way the caller's setting is put back."""
+    X, D = data(64, 12, 3, "squared_error")
+    calls = []
+    real = _parallel._blas_threads_here
+
+    def recording(n):
+        before = real(n)
+        if threading.get_ident() == caller:  # not the helpers', which pin their own
+            calls.append((n, before))
+        return before
+
+    caller = threading.get_ident()
+
+    monkeypatch.setattr(_parallel, "_blas_threads_here", recording)
+    net = fastbp.Network(BIG, ["relu", "tanh", "identity"], loss="squared_error", seed=1)
+    fastbp.set_num_threads(2)
+    if why == "contended":
+        _parallel._one_thread_until = _parallel.time.monotonic() + 1e6
+    limit = _parallel.limit_threads(1 if why == "limit of one" else 2)
+    with limit:
+        net.fit(X, D, optimizer=fastbp.Adam(lr=1e-3), epochs=1, batch_size=8, seed=3)
+    assert (net._wide_run is not None) == (why == "two threads")
+    assert len(calls) == 2 and calls[0][0] == 1  # pinned for the run (on two threads: thread 0's part)
+    assert calls[1][0] == calls[0][1]  # and put back as it was

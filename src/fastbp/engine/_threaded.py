@@ -397,6 +397,22 @@ def _blas_threads_here(n):
     return tuple(fn(k) for fn, k in zip(controls, counts))
 
 
+@contextlib.contextmanager
+def blas_alone(pinned=True):
+    """Within the block, if ``pinned``, BLAS calls from this thread run on it alone.
+
+    For a fit that runs on one thread while two were possible (a contended window, busy helpers, a limit
+    of one): OpenBLAS's own threads would take the core that was not to be used, and they spin for a
+    while after each call, so the next two-thread run would find its partner's core taken, be judged
+    contended, and fall back again."""
+    before = _blas_threads_here(1) if pinned else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            _blas_threads_here(before)
+
+
 def can_pin_blas():
     """True if BLAS can be kept to the calling thread (OpenBLAS 0.3.27 or later): the wide threaded fit needs it."""
     import scipy.linalg.cython_blas  # noqa: F401 -- numba's BLAS: loaded before the lookup

@@ -166,12 +166,14 @@ class _FitRun:
             if check and self.shared is not None:  # the threads were busy: the run goes on here
                 self.check_inputs()
             ws = self.ws
-            status = _engine.fit_epochs(
-                net._theta, net._layout.packed, self.X, self.D, lrs, self.batch_size, self.shuffle, self.rng_state,
-                self.opt.code, self.hyper, self.opt.state1, self.opt.state2, self.step_count, self.frozen,
-                ws.work, net._grad, self.backup, self.backup_valid, ws.x_batch, ws.d_batch,
-                self.order, losses, self.correct[start:stop],
-            )  # fmt: skip
+            declined = self.shared is not None or self.wide is not None
+            with _parallel.blas_alone(declined or _parallel.get_num_threads() < 2 or _parallel.contended()):
+                status = _engine.fit_epochs(
+                    net._theta, net._layout.packed, self.X, self.D, lrs, self.batch_size, self.shuffle,
+                    self.rng_state, self.opt.code, self.hyper, self.opt.state1, self.opt.state2, self.step_count,
+                    self.frozen, ws.work, net._grad, self.backup, self.backup_valid, ws.x_batch, ws.d_batch,
+                    self.order, losses, self.correct[start:stop],
+                )  # fmt: skip
             self.opt.step_count = int(self.step_count[0])
         if status >= 0:
             n_batches = -(-self.n // self.batch_size)

@@ -80,11 +80,8 @@ class SplitEpochs:
         helpers = None if _parallel.contended() else _parallel.acquire_helpers(n_shares - 1)
         if helpers is None:  # every share on this thread
             sync, control = self.alone
-            blas_before = _parallel._blas_threads_here(1)
-            try:
+            with _parallel.blas_alone():
                 fit_epochs_split(*args_of(0, 1, sync, control, 0, 0))
-            finally:
-                _parallel._blas_threads_here(blas_before)
         else:
             try:
                 _parallel.run_team(
