@@ -281,14 +281,13 @@ def test_a_fit_on_one_thread_keeps_blas_on_it_when_two_were_possible(monkeypatch
     X, D = data(64, 12, 3, "squared_error")
     calls = []
     real = _parallel._blas_threads_here
+    caller = threading.get_ident()
 
     def recording(n):
         before = real(n)
         if threading.get_ident() == caller:  # not the helpers', which pin their own
             calls.append((n, before))
         return before
-
-    caller = threading.get_ident()
 
     monkeypatch.setattr(_parallel, "_blas_threads_here", recording)
     net = fastbp.Network(BIG, ["relu", "tanh", "identity"], loss="squared_error", seed=1)

@@ -326,21 +326,19 @@ def run_team(helpers, helper_entry, entry, args_of, n_threads, sync, dtype):
     passed_before = int(sync[_sync.BARRIER]) // n_threads
 
     jobs = []
-    blas_before = _blas_threads_here(1)
     try:
-        for t in range(1, n_threads):
-            job = _Job(_on_one_blas_thread, (helper_entry, *args_of(t, entered_before, IDLE_SPINS)), sync)
-            jobs.append(job)
-            helpers.queues[t - 1].put(job)
-        result = entry(*args_of(0, entered_before, 0))
+        with blas_alone():
+            for t in range(1, n_threads):
+                job = _Job(_on_one_blas_thread, (helper_entry, *args_of(t, entered_before, IDLE_SPINS)), sync)
+                jobs.append(job)
+                helpers.queues[t - 1].put(job)
+            result = entry(*args_of(0, entered_before, 0))
     except BaseException:
         sync[_sync.ABORT] = 1
         for job in jobs:
             job.wait()
         sync[:] = 0
         raise
-    finally:
-        _blas_threads_here(blas_before)
     if result != -3:
         # every thread passed the last barrier, so their shares are complete; their jobs may still be
         # spinning or returning, which the next job posted to them waits for in their queue
@@ -399,12 +397,13 @@ def _blas_threads_here(n):
 
 @contextlib.contextmanager
 def blas_alone(pinned=True):
-    """Within the block, if ``pinned``, BLAS calls from this thread run on it alone.
+    """Within the block, if ``pinned``, BLAS calls from this thread run on it alone; the setting before is
+    put back after.
 
-    For a fit that runs on one thread while two were possible (a contended window, busy helpers, a limit
-    of one): OpenBLAS's own threads would take the core that was not to be used, and they spin for a
-    while after each call, so the next two-thread run would find its partner's core taken, be judged
-    contended, and fall back again."""
+    For thread 0 of a team (``run_team``), and for a fit that runs on one thread while two were possible
+    (a contended window, busy helpers, a limit of one): OpenBLAS's own threads would take the core that
+    was not to be used, and they spin for a while after each call, so the next two-thread run would find
+    its partner's core taken, be judged contended, and fall back again."""
     before = _blas_threads_here(1) if pinned else None
     try:
         yield
