@@ -229,6 +229,26 @@ def machine_limits():
     return rate, bandwidth
 
 
+def cpu_name():
+    """This machine's CPU as /proc/cpuinfo names it, with its family, model and widest vector unit (Linux)."""
+    import platform
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = fields.get("flags", "").split()
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return (
+        f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family', '?')}, "
+        f"model {fields.get('model', '?')}, {vector}, {os.cpu_count()} cores)"
+    )
+
+
 def roofline(depth, width, batch, dtype, seconds, limits):
     """(share of the GEMM rate, share of the bandwidth) the fastbp epoch reached."""
     rate, bandwidth = limits
@@ -406,12 +426,15 @@ def main(argv=None):
     if args.replot:
         saved = json.loads(args.replot.read_text())
         limits = (saved["limits"]["multiply_adds"], saved["limits"]["copy_bytes"])
+        print(f"CPU: {saved.get('cpu', 'not recorded')}")
         for dtype in dtypes:
             print(table(saved["results"], dtype, limits, grid) + "\n")
         if args.figure:
             heatmap(saved["results"], dtypes, args.figure)
         return 0
     limits = machine_limits()
+    cpu = cpu_name()
+    print(f"CPU: {cpu}")
     print(
         f"machine: {limits[0]['float32'] / 1e9:.1f} G float32 and {limits[0]['float64'] / 1e9:.1f} G float64 "
         f"multiply-adds/s (np.dot of 2048 x 2048), {limits[1] / 1e9:.1f} GB/s (copy of 64 MiB)"
@@ -422,7 +445,7 @@ def main(argv=None):
         print()
         print(table(results, dtype, limits, grid))
     if args.json:
-        args.json.write_text(json.dumps({"limits": {"multiply_adds": limits[0], "copy_bytes": limits[1]},
+        args.json.write_text(json.dumps({"cpu": cpu, "limits": {"multiply_adds": limits[0], "copy_bytes": limits[1]},
                                          "results": results}, indent=1))  # fmt: skip
     if args.figure:
         heatmap(results, dtypes, args.figure)

@@ -51,7 +51,7 @@ SMALL_ARCHITECTURES = [
     ([1, 2, 1], ["relu", "identity"]),
     ([3, 5, 2], ["tanh", "sigmoid"]),
     ([4, 3, 3, 2], ["relu", "tanh", "identity"]),
-    ([2, 5, 4, 3, 4, 1], ["sigmoid", "relu", "tanh", "relu", "identity"]),
+    ([2, 4, 3, 3, 3, 1], ["sigmoid", "relu", "tanh", "relu", "identity"]),
 ]
 ENGINES = ("generic", "specialized")
 

@@ -52,13 +52,15 @@ NJIT_OPTIONS: Any = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", no
 # (the call overhead of np.dot is ~0.3-1 us).
 BLAS_MIN_MULTIPLY_ADDS = 1000
 
-# OpenBLAS runs a product of more than ~1e6 multiply-adds on several threads (measured on 2 CPUs:
-# 999,424 on one, 1,003,520 on two), and those threads then spin on the cores for ~0.1 s, which
-# makes a threaded ``fit`` started in that time about 2x slower (the digits classifier: 56 -> 110 ms
-# after an ``evaluate`` of 360 rows).  So a forward product of up to BLAS_CHUNKED_MAX multiply-adds
-# is done in row blocks of at most BLAS_ONE_THREAD_MAX each, which OpenBLAS runs on the caller's
-# thread (at this size two threads would save ~0.1 ms at most); larger ones keep BLAS's threads.
-BLAS_ONE_THREAD_MAX = 768 * 1024
+# OpenBLAS runs a product on several threads above a size that depends on the CPU it detected: 999,424
+# multiply-adds ran on one thread and 1,003,520 on two on a 2-core Intel Xeon (786,432 on one on an AMD
+# EPYC with AVX-512), but on an AMD EPYC Zen 3 (OpenBLAS's Haswell kernels) 393,216 on one and 524,288 on two.
+# Those threads then spin on the cores for ~0.1 s, which makes a threaded ``fit`` started in that time
+# about 2x slower (the digits classifier: 56 -> 110 ms after an ``evaluate`` of 360 rows).  So a forward
+# product of up to BLAS_CHUNKED_MAX multiply-adds is done in row blocks of at most BLAS_ONE_THREAD_MAX
+# each, below the smallest of those sizes, which OpenBLAS runs on the caller's thread (at this size two
+# threads would save ~0.1 ms at most); larger ones keep BLAS's threads.
+BLAS_ONE_THREAD_MAX = 384 * 1024
 BLAS_CHUNKED_MAX = 8 * 1024 * 1024
 
 

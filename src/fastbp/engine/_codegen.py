@@ -48,7 +48,7 @@ from fastbp.config import COMPILED_SOURCES
 from fastbp.kernels.activations import IDENTITY, RELU, SIGMOID, TANH
 from fastbp.kernels.losses import SQUARED_ERROR
 
-MAX_PARAMS = 256
+MAX_PARAMS = 64
 CODEGEN_VERSION = 7
 
 _loaded: dict[tuple, object] = {}

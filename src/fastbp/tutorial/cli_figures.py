@@ -259,7 +259,7 @@ def _gradcheck(args):
     )
     print(
         _paragraph(
-            "Networks of at most 256 parameters run on code generated for their architecture, larger ones on the"
+            "Networks of at most 64 parameters run on code generated for their architecture, larger ones on the"
             " generic kernels, which call BLAS for large layers."
         )
     )

@@ -30,7 +30,7 @@ vector (average) per shard comes back, each round.
 Compilation on workers
 ----------------------
 fastbp's kernels are compiled with numba's disk cache (``cache=True``), and
-the code generated for small networks (at most 256 parameters) lives in
+the code generated for small networks (at most 64 parameters) lives in
 ``$FASTBP_CACHE_DIR`` (default ``~/.cache/fastbp``).  Worker processes
 inherit the environment, so they load the machine code the driver (or an
 earlier worker) compiled, and within a worker process each architecture is
