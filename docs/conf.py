@@ -100,7 +100,11 @@ html_show_sourcelink = False
 # -- generated figures and text ------------------------------------------------------------------------------
 
 # the figures of the performance map: the measurements kept in docs/images/ -> a heatmap each
-SIZE_GRIDS = {"size_grid_epyc.png": "size_grid_epyc.json", "size_grid.png": "size_grid.json"}
+SIZE_GRIDS = {
+    "size_grid_zen3.png": "size_grid_zen3.json",
+    "size_grid_epyc.png": "size_grid_epyc.json",
+    "size_grid.png": "size_grid.json",
+}
 # the output of these fastbp commands, for literalinclude
 COMMANDS = {
     "exercise-1.txt": ["exercise", "1"],

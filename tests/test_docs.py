@@ -131,7 +131,7 @@ def test_the_performance_page_shows_the_generated_map(site):
     path, text = page(site, "performance.html")
     assert title(text).startswith("Performance")
     assert "asv machine --yes" in plain(text) and "asv preview" in plain(text)
-    for figure in ("size_grid_epyc.png", "size_grid.png"):
+    for figure in ("size_grid_zen3.png", "size_grid_epyc.png", "size_grid.png"):
         assert_generated_figure(path, text, figure)
     # the asv dashboard: a link into the site (where the build copies a published one) and its screenshot
     assert 'href="asv/index.html"' in text
