@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastbp import kernels, reference
+from fastbp.kernels._blas import gemm_strided
 
 from conftest import ACTIVATIONS, assert_close
 
@@ -235,3 +236,40 @@ def test_boundscheck_debug_mode_catches_a_wrong_shape(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "IndexError" in result.stdout
+
+
+@numba.njit
+def _gemm_strided(trans_a, sizes, A, a_at, lda, B, b_at, ldb, C, c_at, ldc):
+    gemm_strided(trans_a, False, sizes, A, a_at, lda, B, b_at, ldb, C, c_at, ldc)
+
+
+@given(
+    m=st.integers(1, 40),
+    n=st.sampled_from([1, 1, 2, 7]),
+    k=st.integers(1, 40),
+    trans_a=st.booleans(),
+    pad=st.integers(0, 5),
+    dtype=st.sampled_from([np.float64, np.float32]),
+)
+def test_gemm_strided_on_sub_matrices_equals_numpy(m, n, k, trans_a, pad, dtype):
+    """C = op(A) @ B on sub-matrices of flat arrays (BLAS's column-major view, leading dimensions with padding),
+    as the wide engine calls it: one column (a single sample) goes to GEMV, more to GEMM; entries of C
+    outside the product keep their values."""
+    rng = np.random.default_rng(m * 1000 + n * 100 + k)
+    rows_a, cols_a = (k, m) if trans_a else (m, k)
+    lda, ldb, ldc = rows_a + pad, k + pad, m + pad
+    A = rng.normal(size=3 + lda * cols_a).astype(dtype)
+    B = rng.normal(size=2 + ldb * n).astype(dtype)
+    C = rng.normal(size=1 + ldc * n + 4).astype(dtype)
+    before = C.copy()
+    a_mat = A[3 : 3 + lda * cols_a].reshape(cols_a, lda).T[:rows_a]  # column-major view
+    b_mat = B[2 : 2 + ldb * n].reshape(n, ldb).T[:k]
+    expected = (a_mat.T if trans_a else a_mat).astype(np.float64) @ b_mat.astype(np.float64)
+    _gemm_strided(trans_a, (m, n, k), A, 3, lda, B, 2, ldb, C, 1, ldc)
+    got = C[1 : 1 + ldc * n].reshape(n, ldc).T[:m]
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * np.sqrt(k))
+    outside = np.ones(C.shape, dtype=bool)
+    for col in range(n):
+        outside[1 + col * ldc : 1 + col * ldc + m] = False
+    np.testing.assert_array_equal(C[outside], before[outside])

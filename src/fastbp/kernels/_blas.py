@@ -123,7 +123,8 @@ def gemm_strided(typingctx, trans_a, trans_b, sizes, A, a_at, lda, B, b_at, ldb,
 
     ``trans_a``, ``trans_b``: True for 'T'; ``sizes`` = (M, N, K); the matrices start at entries
     ``a_at``, ``b_at``, ``c_at`` of the 1-D C-contiguous arrays A, B, C (one float dtype), with leading
-    dimensions lda, ldb, ldc.  Nothing is checked: the caller keeps every entry inside its array.
+    dimensions lda, ldb, ldc.  Nothing is checked: the caller keeps every entry inside its array.  With one
+    column (N = 1, B not transposed: a single sample) it is a GEMV.
     """
     arrays = (A, B, C)
     if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in arrays):
@@ -152,31 +153,43 @@ def gemm_strided(typingctx, trans_a, trans_b, sizes, A, a_at, lda, B, b_at, ldb,
         one = cgutils.alloca_once_value(builder, context.get_constant(dtype, 1.0))
         zero = cgutils.alloca_once_value(builder, context.get_constant(dtype, 0.0))
         intp = context.get_value_type(types.intp)
-        fnty = ir.FunctionType(
-            ir.IntType(32),
-            [_char, _char, _char, intp, intp, intp, _void_p, _void_p, intp, _void_p, intp, _void_p, _void_p, intp],
+        kind = ir.Constant(_char, ord(get_blas_kind(dtype)))
+        a_start = start(signature.args[3], a_v, a_at_v)
+        b_start = start(signature.args[6], b_v, b_at_v)
+        c_start = start(signature.args[9], c_v, c_at_v)
+        one_column = builder.and_(
+            builder.and_(builder.icmp_signed("==", n, ir.Constant(intp, 1)), builder.not_(t_b)),
+            builder.icmp_signed(">", k, ir.Constant(intp, 0)),  # GEMV does not write y when k = 0
         )
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-        res = builder.call(
-            fn,
-            (
-                ir.Constant(_char, ord(get_blas_kind(dtype))),
-                flag(t_a),
-                flag(t_b),
-                m,
-                n,
-                k,
-                builder.bitcast(one, _void_p),
-                start(signature.args[3], a_v, a_at_v),
-                lda_v,
-                start(signature.args[6], b_v, b_at_v),
-                ldb_v,
-                builder.bitcast(zero, _void_p),
-                start(signature.args[9], c_v, c_at_v),
-                ldc_v,
-            ),
-        )
-        check_blas_return(context, builder, res)
+        with builder.if_else(one_column) as (as_gemv, as_gemm):
+            with as_gemv:
+                # C's one column = op(A) @ B's one column, both contiguous: a GEMV, which OpenBLAS runs
+                # without first copying A into its blocked layout (its GEMM kernels for AVX2 do copy)
+                rows = builder.select(t_a, k, m)
+                cols = builder.select(t_a, m, k)
+                fnty = ir.FunctionType(
+                    ir.IntType(32), [_char, _char, intp, intp, _void_p, _void_p, intp, _void_p, _void_p, _void_p]
+                )
+                fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemv")
+                res = builder.call(
+                    fn,
+                    (kind, flag(t_a), rows, cols, builder.bitcast(one, _void_p), a_start, lda_v, b_start,
+                     builder.bitcast(zero, _void_p), c_start),
+                )  # fmt: skip
+                check_blas_return(context, builder, res)
+            with as_gemm:
+                fnty = ir.FunctionType(
+                    ir.IntType(32),
+                    [_char, _char, _char, intp, intp, intp, _void_p, _void_p, intp, _void_p, intp, _void_p, _void_p,
+                     intp],
+                )  # fmt: skip
+                fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+                res = builder.call(
+                    fn,
+                    (kind, flag(t_a), flag(t_b), m, n, k, builder.bitcast(one, _void_p), a_start, lda_v, b_start,
+                     ldb_v, builder.bitcast(zero, _void_p), c_start, ldc_v),
+                )  # fmt: skip
+                check_blas_return(context, builder, res)
         return context.get_dummy_value()
 
     return sig, codegen
