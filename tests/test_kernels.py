@@ -171,6 +171,21 @@ def test_error_terms_and_gradients(shape, name, dtype, rng):
     assert_close(grad_b, ref_b, dtype, what="dE/db")
 
 
+@given(
+    st.integers(0, 6), st.sampled_from([1, 3, 40]), st.sampled_from([1, 10, 300]), st.floats(0.1, 2.0),
+    st.sampled_from([np.float64, np.float32]),
+)  # fmt: skip
+def test_weight_gradient_of_few_samples_and_many(n, n_below, n_above, scale, dtype):
+    """Below MIN_GEMM_SAMPLES samples the loops, from there on BLAS where it pays: both equal the sums."""
+    rng = np.random.default_rng(n * 1000 + n_below + n_above)
+    y_prev, delta = arrays(rng, dtype, (n, n_below), (n, n_above))
+    grad_W = np.full((n_below, n_above), np.nan, dtype)
+    kernels.weight_gradient(y_prev, delta, scale, grad_W)
+    y64, d64 = y_prev.astype(np.float64), delta.astype(np.float64)
+    expected = [[scale * sum(y64[s, i] * d64[s, j] for s in range(n)) for j in range(n_above)] for i in range(n_below)]
+    assert_close(grad_W, expected, dtype, what="dE/dW")
+
+
 @given(st.integers(1, 300), st.floats(1e-4, 10), st.sampled_from([np.float64, np.float32]))
 def test_gradient_descent_update(n, lr, dtype):
     rng = np.random.default_rng(n)

@@ -52,6 +52,10 @@ NJIT_OPTIONS: Any = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", no
 # (the call overhead of np.dot is ~0.3-1 us).
 BLAS_MIN_MULTIPLY_ADDS = 1000
 
+# Below this many samples a weight gradient (sum_s y_i delta_j) is summed in plain loops: OpenBLAS's GEMM of
+# so few rows is slower (AMD EPYC Zen 3, float64, 512 x 512 from one sample: GEMM 420 us, loops 41 us).
+MIN_GEMM_SAMPLES = 4
+
 # OpenBLAS runs a product on several threads above a size that depends on the CPU it detected: 999,424
 # multiply-adds ran on one thread and 1,003,520 on two on a 2-core Intel Xeon (786,432 on one on an AMD
 # EPYC with AVX-512), but on an AMD EPYC Zen 3 (OpenBLAS's Haswell kernels) 393,216 on one and 524,288 on two.

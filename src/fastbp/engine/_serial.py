@@ -24,7 +24,7 @@ allocates.  Nothing here validates: the callers in ``fastbp.nn`` do.
 
 import math
 
-from fastbp.config import jit
+from fastbp.config import MIN_GEMM_SAMPLES, jit
 from fastbp.kernels._blas import blas_pays, gemm_accumulate
 from fastbp.kernels._jit_utils import all_finite, all_finite_flat, rows_view, shuffle_in_place
 from fastbp.kernels.activations import IDENTITY, SOFTMAX, activation_forward, multiply_by_derivative
@@ -350,10 +350,11 @@ def gather_rows(X, D, order, start, xb, db):
 
 @jit
 def descend(W, y_prev, delta, lr, grad_W):
-    """W -= lr y_prev^T delta: one GEMM where BLAS pays (``kernels._blas.blas_pays``), else through grad_W."""
+    """W -= lr y_prev^T delta: one GEMM where BLAS pays (``kernels._blas.blas_pays``) and there are
+    MIN_GEMM_SAMPLES samples or more, else through grad_W."""
     n, n_below = y_prev.shape
     n_above = delta.shape[1]
-    if blas_pays(n, n_below, n_above):
+    if n >= MIN_GEMM_SAMPLES and blas_pays(n, n_below, n_above):
         gemm_accumulate(W, y_prev, delta, -lr)
     else:
         weight_gradient(y_prev, delta, 1.0, grad_W)

@@ -35,7 +35,7 @@ run on one thread inside each (see ``fastbp.engine._threaded``).
 
 import math
 
-from fastbp.config import BLAS_MIN_MULTIPLY_ADDS, jit
+from fastbp.config import BLAS_MIN_MULTIPLY_ADDS, MIN_GEMM_SAMPLES, jit
 from fastbp.engine._serial import (
     as_one_row,
     backup_parts,
@@ -74,10 +74,6 @@ WHOLE_SHARE_SAMPLES = 16
 
 # Every this many batches of an epoch (and at its last) each thread copies its share into the backup.
 CHECKPOINT_EVERY = 32
-
-
-# Below this many samples a block's gradient is summed in plain loops: a GEMM of so few rows is slower.
-MIN_GEMM_SAMPLES = 4
 
 
 # Batches of fewer samples split each step's passes by units (``passes_by_units``) when some layer has

@@ -5,7 +5,7 @@ gradient-descent update w <- w - eta dE/dw.
 
 import numpy as np
 
-from fastbp.config import BLAS_CHUNKED_MAX, BLAS_ONE_THREAD_MAX, jit
+from fastbp.config import BLAS_CHUNKED_MAX, BLAS_ONE_THREAD_MAX, MIN_GEMM_SAMPLES, jit
 from fastbp.kernels._blas import blas_pays
 
 
@@ -63,14 +63,17 @@ def weight_gradient(y_prev, delta, scale, grad_W):
     """
     n, n_below = y_prev.shape
     n_above = delta.shape[1]
-    if blas_pays(n, n_below, n_above):
+    if n >= MIN_GEMM_SAMPLES and blas_pays(n, n_below, n_above):
         np.dot(y_prev.T, delta, grad_W)
+    elif n == 0:
+        grad_W[:, :] = 0.0
     else:
+        # row by row: grad_W[i] stays in cache while the samples' terms are added to it
         for i in range(n_below):
+            y_i = y_prev[0, i]
             for j in range(n_above):
-                grad_W[i, j] = 0.0
-        for s in range(n):
-            for i in range(n_below):
+                grad_W[i, j] = y_i * delta[0, j]
+            for s in range(1, n):
                 y_i = y_prev[s, i]
                 for j in range(n_above):
                     grad_W[i, j] += y_i * delta[s, j]
