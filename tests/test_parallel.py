@@ -59,14 +59,25 @@ def tolerance(dtype):
     return dict(rtol=1e-9, atol=1e-11) if dtype == np.float64 else dict(rtol=2e-3, atol=2e-4)
 
 
-def test_which_networks_get_threads():
+def test_which_networks_get_threads(monkeypatch):
     fastbp.set_num_threads(2)
     net = fastbp.Network([64, 64, 10], ["tanh", "sigmoid"])
     bounds = _parallel.thread_bounds(net._layout, 32)
     assert bounds.tolist() == [0, 32, 64]
     assert _parallel.thread_bounds(fastbp.Network([64, 64, 64, 10], ["tanh", "tanh", "sigmoid"])._layout, 32) is None
     assert _parallel.thread_bounds(fastbp.Network([4, 8, 2], ["tanh", "sigmoid"])._layout, 32) is None  # too small
-    assert _parallel.thread_bounds(fastbp.Network([784, 1024, 10], ["relu", "identity"])._layout, 256) is None
+    big = fastbp.Network([784, 1024, 10], ["relu", "identity"])._layout
+    # big shares only where BLAS can be kept to each thread (else OpenBLAS would start threads inside ours)
+    assert (_parallel.thread_bounds(big, 256) is None) == (not _parallel.can_pin_blas())
+    _parallel._bounds.cache_clear()
+    monkeypatch.setattr(_parallel, "can_pin_blas", lambda: False)
+    assert _parallel.thread_bounds(big, 256) is None
+    _parallel._bounds.cache_clear()
+    # one sample a step: split when each thread's share of the parameters (the optimizer's pass) is large
+    assert _parallel.thread_bounds(fastbp.Network([64, 512, 10], ["relu", "softmax"])._layout, 1).tolist() == [
+        0, 256, 512,
+    ]  # fmt: skip
+    assert _parallel.thread_bounds(fastbp.Network([64, 256, 10], ["relu", "softmax"])._layout, 1) is None
     fastbp.set_num_threads(1)
     assert _parallel.thread_bounds(net._layout, 32) is None
     fastbp.set_num_threads(3)

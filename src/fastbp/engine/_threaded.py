@@ -51,11 +51,22 @@ from fastbp.kernels.activations import SOFTMAX
 # A network gets the threaded fit when each thread's share of the first layer's product,
 # batch_size * n_in * h_t multiply-adds, lies in this range.  Below it the split does not pay: at
 # 16 K (64-32-10, batch 16; 32-32-4, batch 32) two threads were 0.92x and 1.02x as fast as one, at
-# 32 K 1.09-1.23x, at 64 K 1.43x, at 128 K 1.55x (2-core VM, tanh/sigmoid).  Above it OpenBLAS
-# would start its own threads inside each of ours.
+# 32 K 1.09-1.23x, at 64 K 1.43x, at 128 K 1.55x (2-core VM, tanh/sigmoid).
 MIN_SHARE_MULTIPLY_ADDS = 32 * 1024
 
+# ... or when each thread's share of the parameters is at least MIN_SHARE_PARAMS: with few samples a step,
+# the optimizer's pass over the parameters is most of the work (Adam's square root and division a
+# parameter).  Measured (AMD EPYC Zen 3, Adam, 64-h-10 ReLU, batch 1, epochs of 256 samples): h = 512
+# (19 K parameters a thread) float64 10.1 against 16.5 ms on one thread, float32 7.3 against 7.7 ms;
+# h = 256 (9.5 K) 8.8 against 8.8 ms.
+MIN_SHARE_PARAMS = 16 * 1024
 
+
+# Where BLAS cannot be kept to the calling thread (``can_pin_blas``), shares stay at most this big: above it
+# OpenBLAS would start its own threads inside each of ours.  Where it can, there is no upper limit: the
+# split by units beat the wide fit at every size measured (AMD EPYC Zen 3, Adam, float32 epochs, 64-h-10
+# ReLU): h = 1024, batch 256 21.1 against 31.9 ms (float64 33.3 against 45.3), batch 32 26.4 against 45.7;
+# h = 512, batch 256 10.5 against 12.1, batch 32 13.2 against 23.7.
 MAX_SHARE_MULTIPLY_ADDS = 256 * 1024
 
 
@@ -185,11 +196,14 @@ def _bounds(sizes, codes, batch_size, wanted):
         return None
     n_in, h, n_out = sizes
     n_threads = min(wanted, h // MIN_UNITS_PER_THREAD)
-    while n_threads > 1 and batch_size * n_in * (h // n_threads) < MIN_SHARE_MULTIPLY_ADDS:
+    while n_threads > 1 and (
+        batch_size * n_in * (h // n_threads) < MIN_SHARE_MULTIPLY_ADDS
+        and (n_in + n_out + 1) * (h // n_threads) < MIN_SHARE_PARAMS
+    ):
         n_threads -= 1
     if n_threads < 2:
         return None
-    if batch_size * max(n_in, n_out) * -(-h // n_threads) > MAX_SHARE_MULTIPLY_ADDS:
+    if batch_size * max(n_in, n_out) * -(-h // n_threads) > MAX_SHARE_MULTIPLY_ADDS and not can_pin_blas():
         return None
     return np.asarray([h * t // n_threads for t in range(n_threads + 1)], dtype=np.int64)
 
