@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from fastbp import kernels, reference
 from fastbp.kernels._blas import gemm_strided
+from fastbp.kernels.dense import dense_forward_pinned
 
 from conftest import ACTIVATIONS, assert_close
 
@@ -81,6 +82,10 @@ def test_dense_forward_in_row_blocks_equals_one_product(n, rng):
     z = np.full((n, m), np.nan)
     kernels.dense_forward(y_prev, W, b, z)
     np.testing.assert_allclose(z, y_prev @ W + b, rtol=1e-13, atol=1e-13)
+    # the threaded engines' variant: one product, the same numbers
+    pinned = np.full((n, m), np.nan)
+    dense_forward_pinned(y_prev, W, b, pinned)
+    np.testing.assert_allclose(pinned, z, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
