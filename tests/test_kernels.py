@@ -191,6 +191,30 @@ def test_weight_gradient_of_few_samples_and_many(n, n_below, n_above, scale, dty
     assert_close(grad_W, expected, dtype, what="dE/dW")
 
 
+@given(
+    st.integers(0, 7), st.sampled_from([1, 3, 40]), st.sampled_from([1, 10, 300]),
+    st.sampled_from([np.float64, np.float32]),
+)  # fmt: skip
+def test_products_of_few_samples_and_many(n, n_below, n_above, dtype):
+    """Below MIN_GEMM_SAMPLES samples a layer's products are one GEMV a sample, from there on one GEMM
+    where BLAS pays: z = y_prev W + b and delta = delta_next W^T (then f') either way."""
+    rng = np.random.default_rng(n * 1000 + n_below + n_above)
+    y_prev, W, b, delta_next = arrays(rng, dtype, (n, n_below), (n_below, n_above), (n_above,), (n, n_above))
+    z = np.full((n, n_above), np.nan, dtype)
+    kernels.dense_forward(y_prev, W, b, z)
+    y64, W64, d64 = y_prev.astype(np.float64), W.astype(np.float64), delta_next.astype(np.float64)
+    assert_close(z, y64 @ W64 + b, dtype, what="z")
+    pinned = np.full((n, n_above), np.nan, dtype)
+    dense_forward_pinned(y_prev, W, b, pinned)
+    assert_close(pinned, z, dtype, what="z in one call")
+    z_below = arrays(rng, dtype, (n, n_below))[0]
+    y_below = np.empty_like(z_below)
+    kernels.activation_forward(kernels.RELU, z_below, y_below)
+    delta = np.full((n, n_below), np.nan, dtype)
+    kernels.hidden_delta(kernels.RELU, delta_next, W, z_below, y_below, delta)
+    assert_close(delta, (d64 @ W64.T) * (z_below > 0), dtype, what="hidden delta")
+
+
 @given(st.integers(1, 300), st.floats(1e-4, 10), st.sampled_from([np.float64, np.float32]))
 def test_gradient_descent_update(n, lr, dtype):
     rng = np.random.default_rng(n)

@@ -243,13 +243,19 @@ def test_which_networks_get_the_wide_fit(monkeypatch):
     _parallel._bounds.cache_clear()
     fastbp.set_num_threads(2)
 
-    def chosen(sizes, batch_size):
+    def chosen(sizes, batch_size, dtype=np.float32):
         layout = fastbp.Network(sizes, ["relu"] * (len(sizes) - 2) + ["softmax"], loss="cross_entropy")._layout
-        return _parallel.wide_threads(layout, batch_size)
+        return _parallel.wide_threads(layout, batch_size, dtype)
 
     assert chosen([64, 1024, 1024, 1024, 10], 1) == 2  # 2.2 M parameters
     assert chosen([64, 128, 128, 128, 10], 32) == 2  # 41 K parameters x 32 samples: 1.3 M multiply-adds
     assert chosen([64, 128, 128, 128, 10], 1) is None
+    # few samples a step: the optimizer's pass is the work, split from 56 K float32 or 12 K float64 parameters
+    assert chosen([64, 192, 192, 192, 10], 1) == 2  # 88 K
+    assert chosen([64, 128, 128, 128, 10], 1, np.float64) == 2  # 42 K
+    assert chosen([64, 128, 128, 128, 10], 4, np.float64) == 2
+    assert chosen([64, 128, 128, 128, 10], 5, np.float64) is None  # 210 K multiply-adds a step
+    assert chosen([64, 32, 32, 32, 10], 1, np.float64) is None  # 4.5 K
     assert chosen([8, 16, 4], 256) is None  # 220 parameters
     fastbp.set_num_threads(1)
     assert chosen([64, 1024, 1024, 1024, 10], 1) is None
@@ -269,7 +275,7 @@ def test_contended_wide_runs_fall_back_to_one_thread_for_a_while(monkeypatch):
     train(2, *args, epochs=1, batch_size=4)
     assert _parallel._one_thread_until > _parallel.time.monotonic() + 1
     fastbp.set_num_threads(2)
-    assert _parallel.wide_threads(net._layout, 4) is None
+    assert _parallel.wide_threads(net._layout, 4, net.dtype) is None
 
 
 @pytest.mark.parametrize("why", ["contended", "limit of one", "two threads"])

@@ -52,9 +52,13 @@ NJIT_OPTIONS: Any = dict(cache=CACHE, fastmath=FASTMATH, error_model="numpy", no
 # (the call overhead of np.dot is ~0.3-1 us).
 BLAS_MIN_MULTIPLY_ADDS = 1000
 
-# Below this many samples a weight gradient (sum_s y_i delta_j) is summed in plain loops: OpenBLAS's GEMM of
-# so few rows is slower (AMD EPYC Zen 3, float64, 512 x 512 from one sample: GEMM 420 us, loops 41 us).
-MIN_GEMM_SAMPLES = 4
+# Below this many samples a weight gradient (sum_s y_i delta_j) is summed in plain loops, and a layer's
+# products (forward, error terms) are one GEMV a sample: OpenBLAS's GEMM of so few rows first copies all of
+# W into its blocked layout.  Measured on one thread, AMD EPYC Zen 3: a 512 x 512 float64 gradient of one
+# sample GEMM 420 us, loops 41 us (of four: 191 against 150 us); forward through 512 x 512, float32, 2
+# samples 124 against 34 us, 4 samples 125 against 64, 8 samples 108 against 121 (float64 4: 163 against
+# 132, 8: 178 against 264); through 160 x 160, float32, 4 samples 16.6 against 4.7 us.
+MIN_GEMM_SAMPLES = 5
 
 # OpenBLAS runs a product on several threads above a size that depends on the CPU it detected: 999,424
 # multiply-adds ran on one thread and 1,003,520 on two on a 2-core Intel Xeon (786,432 on one on an AMD

@@ -43,6 +43,7 @@ import time
 
 import numpy as np
 
+from fastbp.config import MIN_GEMM_SAMPLES
 from fastbp.engine._threaded_pass import ENTERED, IDLE_SPINS, fit_epochs_share
 from fastbp.engine._wide import fit_epochs_wide
 from fastbp.kernels import _sync
@@ -218,20 +219,30 @@ def _bounds(sizes, codes, batch_size, wanted):
 MIN_WIDE_STEP_MULTIPLY_ADDS = 1024 * 1024
 MIN_WIDE_PARAMS = 256 * 1024
 
+# ... and, at batch sizes below MIN_GEMM_SAMPLES, where a step is mostly the optimizer's pass over the
+# parameters (Adam's square root and division, which the wide fit splits across the cores), from this many
+# parameters, by the parameters' bytes per entry: fewer in float64, whose divisions take twice as long a
+# parameter.  Measured (AMD EPYC Zen 3, Adam, 64-w-w-w-10 ReLU, batch 1, epochs of 256 samples, against one
+# thread): float32 w = 128 (42 K parameters) 9.5 against 8.9 ms, w = 160 (63 K) 11.8 against 12.7, w = 192
+# (88 K) 14.1 against 17.4; float64 w = 64 (13 K) 6.3 against 7.8, w = 128 (42 K) 15.9 against 19.6.
+MIN_WIDE_PARAMS_FEW_SAMPLES = {4: 56 * 1024, 8: 12 * 1024}
 
-def wide_threads(layout, batch_size):
-    """Threads for the wide threaded fit of this network and batch size, or None for another engine."""
+
+def wide_threads(layout, batch_size, dtype):
+    """Threads for the wide threaded fit of this network, batch size and parameter dtype (float32 or
+    float64), or None for another engine."""
     wanted = get_num_threads()
     if wanted < 2 or contended():
         return None
-    return _wide_count(layout.code_tuple, layout.n_params, batch_size, wanted)
+    return _wide_count(layout.code_tuple, layout.n_params, batch_size, np.dtype(dtype).itemsize, wanted)
 
 
 @functools.lru_cache(maxsize=256)
-def _wide_count(codes, n_params, batch_size, wanted):
+def _wide_count(codes, n_params, batch_size, itemsize, wanted):
     if SOFTMAX in codes[:-1] or not can_pin_blas():
         return None
-    if n_params < MIN_WIDE_PARAMS and batch_size * n_params < MIN_WIDE_STEP_MULTIPLY_ADDS:
+    few_samples = batch_size < MIN_GEMM_SAMPLES and n_params >= MIN_WIDE_PARAMS_FEW_SAMPLES[itemsize]
+    if n_params < MIN_WIDE_PARAMS and batch_size * n_params < MIN_WIDE_STEP_MULTIPLY_ADDS and not few_samples:
         return None
     return wanted
 

@@ -9,7 +9,7 @@ The gradients then follow from them: dE/dw_ij = delta_j y_i and dE/db_j = delta_
 
 import numpy as np
 
-from fastbp.config import BLAS_MIN_MULTIPLY_ADDS, jit
+from fastbp.config import BLAS_MIN_MULTIPLY_ADDS, MIN_GEMM_SAMPLES, jit
 from fastbp.kernels.activations import multiply_by_derivative
 from fastbp.kernels.losses import CROSS_ENTROPY, SQUARED_ERROR
 
@@ -88,7 +88,11 @@ def hidden_delta(code, delta_next, W_next, z, y, delta, alpha=0.01):
     n, n_next = delta_next.shape
     m = W_next.shape[0]
     if n * n_next * m >= BLAS_MIN_MULTIPLY_ADDS:
-        np.dot(delta_next, W_next.T, delta)
+        if n < MIN_GEMM_SAMPLES:  # one GEMV a sample (see fastbp.config)
+            for s in range(n):
+                np.dot(W_next, delta_next[s], delta[s])
+        else:
+            np.dot(delta_next, W_next.T, delta)
     else:
         for s in range(n):
             for j in range(m):

@@ -45,11 +45,14 @@ def dense_forward_pinned(y_prev, W, b, z):
 @jit
 def dense_forward_in_blocks(y_prev, W, b, z, rows):
     """``dense_forward`` with BLAS's product taken ``rows`` (>= 1) rows of y_prev at a time, where BLAS
-    pays (``kernels._blas.blas_pays``); shapes as there."""
+    pays (``kernels._blas.blas_pays``), or one GEMV a sample below MIN_GEMM_SAMPLES; shapes as there."""
     n, n_below = y_prev.shape
     n_above = W.shape[1]
     if blas_pays(n, n_below, n_above):
-        if rows >= n:
+        if n < MIN_GEMM_SAMPLES:
+            for s in range(n):
+                np.dot(y_prev[s], W, z[s])
+        elif rows >= n:
             np.dot(y_prev, W, z)
         else:
             for r0 in range(0, n, rows):

@@ -127,7 +127,7 @@ class _FitRun:
             if bounds is not None:
                 self.shared = _SharedRun.for_run(net, opt, frozen, batch_size, bounds)
             else:
-                n_threads = _parallel.wide_threads(net._layout, batch_size)
+                n_threads = _parallel.wide_threads(net._layout, batch_size, net.dtype)
                 if n_threads is not None:
                     self.wide = _WideRun.for_run(net, n_threads)
 
