@@ -23,7 +23,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numba.np.linalg import check_blas_return, ensure_blas, get_blas_kind
 
-from fastbp.config import BLAS_MIN_MULTIPLY_ADDS, jit
+from fastbp.config import BLAS_MIN_MULTIPLY_ADDS, MIN_GEMM_SAMPLES, jit
 
 _char = ir.IntType(8)
 _void_p = ir.IntType(8).as_pointer()
@@ -123,8 +123,8 @@ def gemm_strided(typingctx, trans_a, trans_b, sizes, A, a_at, lda, B, b_at, ldb,
 
     ``trans_a``, ``trans_b``: True for 'T'; ``sizes`` = (M, N, K); the matrices start at entries
     ``a_at``, ``b_at``, ``c_at`` of the 1-D C-contiguous arrays A, B, C (one float dtype), with leading
-    dimensions lda, ldb, ldc.  Nothing is checked: the caller keeps every entry inside its array.  With one
-    column (N = 1, B not transposed: a single sample) it is a GEMV.
+    dimensions lda, ldb, ldc.  Nothing is checked: the caller keeps every entry inside its array.  With fewer
+    than MIN_GEMM_SAMPLES columns (samples) and B not transposed it is one GEMV a column.
     """
     arrays = (A, B, C)
     if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in arrays):
@@ -157,13 +157,13 @@ def gemm_strided(typingctx, trans_a, trans_b, sizes, A, a_at, lda, B, b_at, ldb,
         a_start = start(signature.args[3], a_v, a_at_v)
         b_start = start(signature.args[6], b_v, b_at_v)
         c_start = start(signature.args[9], c_v, c_at_v)
-        one_column = builder.and_(
-            builder.and_(builder.icmp_signed("==", n, ir.Constant(intp, 1)), builder.not_(t_b)),
+        few_columns = builder.and_(
+            builder.and_(builder.icmp_signed("<", n, ir.Constant(intp, MIN_GEMM_SAMPLES)), builder.not_(t_b)),
             builder.icmp_signed(">", k, ir.Constant(intp, 0)),  # GEMV does not write y when k = 0
         )
-        with builder.if_else(one_column) as (as_gemv, as_gemm):
+        with builder.if_else(few_columns) as (as_gemv, as_gemm):
             with as_gemv:
-                # C's one column = op(A) @ B's one column, both contiguous: a GEMV, which OpenBLAS runs
+                # each column of C = op(A) @ that column of B, both contiguous: a GEMV, which OpenBLAS runs
                 # without first copying A into its blocked layout (its GEMM kernels for AVX2 do copy)
                 rows = builder.select(t_a, k, m)
                 cols = builder.select(t_a, m, k)
@@ -171,12 +171,15 @@ def gemm_strided(typingctx, trans_a, trans_b, sizes, A, a_at, lda, B, b_at, ldb,
                     ir.IntType(32), [_char, _char, intp, intp, _void_p, _void_p, intp, _void_p, _void_p, _void_p]
                 )
                 fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemv")
-                res = builder.call(
-                    fn,
-                    (kind, flag(t_a), rows, cols, builder.bitcast(one, _void_p), a_start, lda_v, b_start,
-                     builder.bitcast(zero, _void_p), c_start),
-                )  # fmt: skip
-                check_blas_return(context, builder, res)
+                with cgutils.for_range(builder, n) as loop:
+                    b_col = start(signature.args[6], b_v, builder.add(b_at_v, builder.mul(loop.index, ldb_v)))
+                    c_col = start(signature.args[9], c_v, builder.add(c_at_v, builder.mul(loop.index, ldc_v)))
+                    res = builder.call(
+                        fn,
+                        (kind, flag(t_a), rows, cols, builder.bitcast(one, _void_p), a_start, lda_v, b_col,
+                         builder.bitcast(zero, _void_p), c_col),
+                    )  # fmt: skip
+                    check_blas_return(context, builder, res)
             with as_gemm:
                 fnty = ir.FunctionType(
                     ir.IntType(32),
