@@ -30,20 +30,20 @@ def dense_forward(y_prev, W, b, z):
     rows = n
     if BLAS_ONE_THREAD_MAX < n * per_row <= BLAS_CHUNKED_MAX and per_row <= BLAS_ONE_THREAD_MAX:
         rows = BLAS_ONE_THREAD_MAX // per_row
-    dense_forward_in_blocks(y_prev, W, b, z, rows)
+    _dense_forward_in_blocks(y_prev, W, b, z, rows)
 
 
 @jit
-def dense_forward_pinned(y_prev, W, b, z):
+def _dense_forward_pinned(y_prev, W, b, z):
     """``dense_forward`` in one BLAS call, for callers whose BLAS runs on their own thread alone (the
     threaded engines): the row blocks that keep OpenBLAS's threads asleep would only cost, as each block
     packs W again ((256, 64) x (64, 512) on one thread, AMD EPYC Zen 3: float64 805 against 500 us,
     float32 610 against 228 us).  Shapes as in ``dense_forward``."""
-    dense_forward_in_blocks(y_prev, W, b, z, y_prev.shape[0])
+    _dense_forward_in_blocks(y_prev, W, b, z, y_prev.shape[0])
 
 
 @jit
-def dense_forward_in_blocks(y_prev, W, b, z, rows):
+def _dense_forward_in_blocks(y_prev, W, b, z, rows):
     """``dense_forward`` with BLAS's product taken ``rows`` (>= 1) rows of y_prev at a time, where BLAS
     pays (``kernels._blas.blas_pays``), or one GEMV a sample below MIN_GEMM_SAMPLES; shapes as there."""
     n, n_below = y_prev.shape
