@@ -52,8 +52,6 @@ def _dense_forward_in_blocks(y_prev, W, b, z, rows):
         if n < MIN_GEMM_SAMPLES:
             for s in range(n):
                 np.dot(y_prev[s], W, z[s])
-        elif rows >= n:
-            np.dot(y_prev, W, z)
         else:
             for r0 in range(0, n, rows):
                 r1 = min(n, r0 + rows)
