@@ -71,7 +71,11 @@ SCRIPT = textwrap.dedent(
         return after[1] - before[1], after[0] - before[0]
 
     rng = np.random.default_rng(0)
-    cases = [([2, 2, 1], ["sigmoid", "sigmoid"], 1), ([16, 64, 64, 4], ["relu", "tanh", "identity"], 64)]
+    cases = [
+        ([2, 2, 1], ["sigmoid", "sigmoid"], 1),
+        ([16, 64, 64, 4], ["relu", "tanh", "identity"], 64),
+        ([10, 200, 200, 1], ["tanh", "tanh", "identity"], 16),  # BLAS kept to the caller's thread (passes.pins_blas)
+    ]
     for sizes, acts, n in cases:
         for dtype in (np.float64, np.float32):
             net = fastbp.Network(sizes, acts, dtype=dtype, seed=0)

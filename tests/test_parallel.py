@@ -15,6 +15,7 @@ import pytest
 
 import fastbp
 from fastbp import reference
+from fastbp.engine import _serial as _engine_serial
 from fastbp.engine import _threaded as _parallel
 from fastbp.engine import _threaded_pass
 from fastbp.errors import DivergenceError
@@ -398,3 +399,54 @@ def test_set_num_threads_checks_its_argument(monkeypatch):
         fastbp.get_num_threads()
     monkeypatch.delenv("FASTBP_NUM_THREADS")
     assert fastbp.get_num_threads() == min(2, _parallel.available_cpus())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mid_sized_passes_take_each_product_in_one_call(monkeypatch, dtype):
+    # 10-200-200-1 at 16 samples: the 200 x 200 product, 640 K multiply-adds, is more than one BLAS thread
+    # takes (config.BLAS_ONE_THREAD_MAX) and less than BLAS_CHUNKED_MAX: forward and evaluate keep BLAS to
+    # the calling thread, gradients and step leave it as it is; all take each product in one call
+    acts = ["tanh", "tanh", "identity"]
+    net = fastbp.Network([10, 200, 200, 1], acts, dtype=dtype, seed=0)
+    X, D = data(16, 10, 1, "squared_error", seed=2, dtype=dtype)
+    passes = net._passes
+    assert passes.small_module() is None
+    pinned = _parallel.can_pin_blas()
+    assert passes.forward_blas(16)[1] == pinned  # without the per-thread setting: dense_forward's row blocks
+    assert passes.forward_blas(4)[1]  # 160 K: one BLAS thread anyway
+    assert passes.forward_blas(1024)[1]  # 41 M: BLAS's own threads pay
+    wide = fastbp.Network([10, 700, 700, 1], acts, dtype=dtype, seed=0)._passes  # 490 K a sample: BLAS's threads
+    assert all(wide.forward_blas(n)[1] for n in (1, 2, 16))
+    settings = []
+    real = _parallel._blas_threads_here
+
+    def recording(n):
+        settings.append(n)
+        return real(n)
+
+    monkeypatch.setattr(_parallel, "_blas_threads_here", recording)
+    weights = [w.tolist() for w in net.weights]
+    biases = [b.tolist() for b in net.biases]
+    E, g = net.gradients(X, D)
+    E_ref, gw_ref, gb_ref = reference.gradients(weights, biases, acts, X.tolist(), D.tolist())
+    rtol, atol = (1e-10, 1e-13) if dtype == np.float64 else (2e-4, 2e-6)
+    np.testing.assert_allclose(E, E_ref, rtol=rtol)
+    for got, want in zip(g.weights + g.biases, gw_ref + gb_ref):
+        np.testing.assert_allclose(got, np.array(want), rtol=rtol, atol=atol)
+    # the row blocks of dense_forward (the forward pass of fastbp.jit) compute the same
+    _engine_serial.forward_pass(net._theta, net._layout.packed, X, passes.work(16).work)
+    blocks = passes.work(16).rows(passes.work(16).y, net._layout, 2, 16)
+    assert settings == []
+    Y = net.forward(X)
+    if pinned:
+        assert settings[0] == 1 and len(settings) == 2  # one thread within the call, the setting before after it
+    np.testing.assert_allclose(Y, blocks, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(Y, np.array([reference.forward(weights, biases, acts, x)[1][-1] for x in X.tolist()]),
+                               rtol=rtol, atol=atol)  # fmt: skip
+    np.testing.assert_allclose(net.evaluate(X, D)[0], E_ref, rtol=rtol)
+    E_step = net.step(X, D, lr=0.1)
+    np.testing.assert_allclose(E_step, E_ref, rtol=rtol)
+    _, new_w, new_b = reference.step(weights, biases, acts, X.tolist(), D.tolist(), 0.1)
+    for got, want in zip(net.weights + net.biases, new_w + new_b):
+        np.testing.assert_allclose(got, np.array(want), rtol=rtol, atol=atol)
+    assert len(settings) == (4 if pinned else 0)  # forward and evaluate: two settings each

@@ -5,17 +5,21 @@ for its architecture (``engine._codegen``) when the network is small, else ``eng
 workspace that grows to the largest batch seen and is then reused, so no call allocates beyond its result.
 """
 
+import contextlib
 import threading
 
 import numpy as np
 
+from fastbp.config import BLAS_CHUNKED_MAX, BLAS_ONE_THREAD_MAX
 from fastbp.engine import _codegen
 from fastbp.engine import _serial as _engine
+from fastbp.engine._threaded import blas_alone, can_pin_blas
 from fastbp.kernels._jit_utils import all_within
 from fastbp.nn.layout import Workspace
 from fastbp.nn.losses import TARGET_RANGE
 
 _LAZY = object()
+_AS_IT_IS = contextlib.nullcontext()
 
 
 class CompiledPasses:
@@ -47,6 +51,11 @@ class CompiledPasses:
         self._n_out = layout.size_tuple[-1]
         self._output_layer = len(layout.code_tuple) - 1
         self._target_range = TARGET_RANGE.get(loss)
+        sizes = layout.size_tuple
+        widest_row = max(sizes[k] * sizes[k + 1] for k in range(len(sizes) - 1))  # multiply-adds a sample
+        # the batch sizes of forward_blas's pinned passes (none if the widest runs on BLAS's threads at any size)
+        self._pins_from = BLAS_ONE_THREAD_MAX // widest_row + 1
+        self._pins_to = BLAS_CHUNKED_MAX // widest_row if widest_row <= BLAS_ONE_THREAD_MAX else 0
 
     def small_module(self):
         """The generated module of this architecture (compiled or loaded now if not yet), or None."""
@@ -60,6 +69,21 @@ class CompiledPasses:
             self.workspace = Workspace(self.layout, n, self.dtype)
         return self.workspace
 
+    def forward_blas(self, n):
+        """(context, one_call) for a forward pass over n samples (``_engine.forward_pass``).
+
+        Where ``dense_forward`` would cut a product into row blocks to keep OpenBLAS's threads asleep
+        (``fastbp.config``: past what one BLAS thread takes, up to BLAS_CHUNKED_MAX) and no other product
+        would wake them, the pass runs with BLAS on this thread alone (``blas_alone``; needs OpenBLAS's
+        per-thread setting, ``can_pin_blas``, else it keeps the blocks) and every product is one call.
+        Elsewhere each product is one call as BLAS likes: a product that wakes BLAS's threads leaves
+        nothing to keep asleep.  (Gradients and steps take their products in one call always: their
+        backward products, as large, wake BLAS's threads anyway.)
+        """
+        if self._pins_from <= n <= self._pins_to:
+            return (blas_alone(), True) if can_pin_blas() else (_AS_IT_IS, False)
+        return _AS_IT_IS, True
+
     def forward(self, X2):
         """Y (n, n_out), a new array, for validated inputs X2 (n, n_in)."""
         n = X2.shape[0]
@@ -70,7 +94,9 @@ class CompiledPasses:
                 small.forward(self.theta, X2, Y)
                 return Y
             ws = self.work(n)
-            _engine.forward_pass(self.theta, self.layout.packed, X2, ws.work)
+            blas, one_call = self.forward_blas(n)
+            with blas:
+                _engine.forward_pass(self.theta, self.layout.packed, X2, ws.work, one_call)
             return ws.rows(ws.y, self.layout, self._output_layer, n)
 
     def loss_and_gradient(self, X, D, grad):
@@ -127,7 +153,9 @@ class CompiledPasses:
         """(mean loss, accuracy or None) on validated X2 (n, n_in), D2 (n, n_out); the caller holds the lock."""
         n = X2.shape[0]
         ws = self.work(n)
-        E = _engine.forward_loss(self.theta, self.layout.packed, X2, D2, ws.work)
+        blas, one_call = self.forward_blas(n)
+        with blas:
+            E = _engine.forward_loss(self.theta, self.layout.packed, X2, D2, ws.work, one_call)
         loss = self.loss
         if loss == "squared_error":
             return float(E), None
