@@ -74,7 +74,7 @@ SCRIPT = textwrap.dedent(
     cases = [
         ([2, 2, 1], ["sigmoid", "sigmoid"], 1),
         ([16, 64, 64, 4], ["relu", "tanh", "identity"], 64),
-        ([10, 200, 200, 1], ["tanh", "tanh", "identity"], 16),  # BLAS kept to the caller's thread (passes.pins_blas)
+        ([10, 200, 200, 1], ["tanh", "tanh", "identity"], 16),  # one call a product (passes.forward_blas)
     ]
     for sizes, acts, n in cases:
         for dtype in (np.float64, np.float32):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from fastbp import kernels, reference
 from fastbp.kernels._blas import gemm_strided
-from fastbp.kernels.dense import _dense_forward_pinned
+from fastbp.kernels.dense import _dense_forward_one_call
 
 from conftest import ACTIVATIONS, assert_close
 
@@ -84,7 +84,7 @@ def test_dense_forward_in_row_blocks_equals_one_product(n, rng):
     np.testing.assert_allclose(z, y_prev @ W + b, rtol=1e-13, atol=1e-13)
     # the threaded engines' variant: one product, the same numbers
     pinned = np.full((n, m), np.nan)
-    _dense_forward_pinned(y_prev, W, b, pinned)
+    _dense_forward_one_call(y_prev, W, b, pinned)
     np.testing.assert_allclose(pinned, z, rtol=1e-13, atol=1e-13)
 
 
@@ -205,7 +205,7 @@ def test_products_of_few_samples_and_many(n, n_below, n_above, dtype):
     y64, W64, d64 = y_prev.astype(np.float64), W.astype(np.float64), delta_next.astype(np.float64)
     assert_close(z, y64 @ W64 + b, dtype, what="z")
     pinned = np.full((n, n_above), np.nan, dtype)
-    _dense_forward_pinned(y_prev, W, b, pinned)
+    _dense_forward_one_call(y_prev, W, b, pinned)
     assert_close(pinned, z, dtype, what="z in one call")
     z_below = arrays(rng, dtype, (n, n_below))[0]
     y_below = np.empty_like(z_below)

@@ -434,8 +434,9 @@ def test_mid_sized_passes_take_each_product_in_one_call(monkeypatch, dtype):
     for got, want in zip(g.weights + g.biases, gw_ref + gb_ref):
         np.testing.assert_allclose(got, np.array(want), rtol=rtol, atol=atol)
     # the row blocks of dense_forward (the forward pass of fastbp.jit) compute the same
-    _engine_serial.forward_pass(net._theta, net._layout.packed, X, passes.work(16).work)
-    blocks = passes.work(16).rows(passes.work(16).y, net._layout, 2, 16)
+    ws = passes.work(16)
+    _engine_serial.forward_pass(net._theta, net._layout.packed, X, ws.work)
+    blocks = ws.rows(ws.y, net._layout, 2, 16)
     assert settings == []
     Y = net.forward(X)
     if pinned:

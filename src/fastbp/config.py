@@ -67,9 +67,10 @@ MIN_GEMM_SAMPLES = 5
 # about 2x slower (the digits classifier: 56 -> 110 ms after an ``evaluate`` of 360 rows).  So a forward
 # product of up to BLAS_CHUNKED_MAX multiply-adds is done in row blocks of at most BLAS_ONE_THREAD_MAX
 # each, below the smallest of those sizes, which OpenBLAS runs on the caller's thread (at this size two
-# threads would save ~0.1 ms at most); larger ones keep BLAS's threads.  Where BLAS can be kept to the calling
-# thread, the network's one-off passes (``CompiledPasses.pins_blas``) and the threaded engines do that instead
-# and take each product in one call: every block packs W again.
+# threads would save ~0.1 ms at most); larger ones keep BLAS's threads.  The blocks are for the public kernel
+# and ``fastbp.jit``: every block packs W again, so the threaded engines and a network's forward passes keep
+# BLAS on the calling thread instead where they can (``CompiledPasses.forward_blas``), and passes whose
+# backward products wake BLAS's threads anyway (gradients, steps, fit) take each product in one call.
 BLAS_ONE_THREAD_MAX = 384 * 1024
 BLAS_CHUNKED_MAX = 8 * 1024 * 1024
 

@@ -29,7 +29,7 @@ from fastbp.kernels._blas import blas_pays, gemm_accumulate
 from fastbp.kernels._jit_utils import all_finite, all_finite_flat, rows_view, shuffle_in_place
 from fastbp.kernels.activations import IDENTITY, SOFTMAX, activation_forward, multiply_by_derivative
 from fastbp.kernels.backprop import hidden_delta, output_delta
-from fastbp.kernels.dense import _dense_forward_pinned, bias_gradient, dense_forward, weight_gradient
+from fastbp.kernels.dense import _dense_forward_one_call, bias_gradient, dense_forward, weight_gradient
 from fastbp.kernels.losses import CROSS_ENTROPY, SQUARED_ERROR, loss
 from fastbp.kernels.optimizers import H_MOMENTUM, H_WEIGHT_DECAY, SGD, optimizer_update
 
@@ -86,7 +86,7 @@ def forward_pass(theta, layout, X, work, one_call=False):
         W = layer_weights(theta, sizes, w_offsets, layer)
         b = layer_biases(theta, sizes, b_offsets, layer)
         if one_call:
-            _dense_forward_pinned(y_prev, W, b, z)
+            _dense_forward_one_call(y_prev, W, b, z)
         else:
             dense_forward(y_prev, W, b, z)
         if codes[layer] == SOFTMAX:

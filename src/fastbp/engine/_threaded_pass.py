@@ -29,7 +29,7 @@ from fastbp.kernels import _sync
 from fastbp.kernels._jit_utils import all_finite, shuffle_in_place
 from fastbp.kernels.activations import IDENTITY, SOFTMAX, activation_forward, multiply_by_derivative
 from fastbp.kernels.backprop import hidden_delta, output_delta
-from fastbp.kernels.dense import _dense_forward_pinned, bias_gradient, weight_gradient
+from fastbp.kernels.dense import _dense_forward_one_call, bias_gradient, weight_gradient
 from fastbp.kernels.losses import CROSS_ENTROPY, SQUARED_ERROR, loss
 
 BAD_INPUT = -4  # fit_epochs_share's status when X or D holds a NaN or an infinity
@@ -196,7 +196,7 @@ def _forward_share(layout, h_t, current, xb, bufs, share):
     m = xb.shape[0]
     W1, b1, W2, _ = _layer_views(current, n_in, h_t, n_out)
     z1, y1, _, _, _, _ = _batch_views(bufs, m, h_t, n_out)
-    _dense_forward_pinned(xb, W1, b1, z1)
+    _dense_forward_one_call(xb, W1, b1, z1)
     activation_forward(codes[0], as_one_row(z1), as_one_row(y1), alphas[0])
     output_share(y1, W2, share)
 

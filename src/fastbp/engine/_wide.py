@@ -51,7 +51,7 @@ from fastbp.kernels._blas import gemm_columns, gemm_strided
 from fastbp.kernels._jit_utils import shuffle_in_place
 from fastbp.kernels.activations import IDENTITY, SOFTMAX, activation_forward, multiply_by_derivative
 from fastbp.kernels.backprop import hidden_delta
-from fastbp.kernels.dense import _dense_forward_pinned
+from fastbp.kernels.dense import _dense_forward_one_call
 from fastbp.kernels.losses import SQUARED_ERROR, loss
 from fastbp.kernels.optimizers import optimizer_update
 
@@ -116,7 +116,7 @@ def passes_on_rows(theta, layout, xb, db, work, r0, r1, m):
         z = rows_of(z_buf, capacity, sizes, unit_offsets, layer, r0, r1)
         y = rows_of(y_buf, capacity, sizes, unit_offsets, layer, r0, r1)
         W = layer_weights(theta, sizes, w_offsets, layer)
-        _dense_forward_pinned(y_prev, W, layer_biases(theta, sizes, b_offsets, layer), z)
+        _dense_forward_one_call(y_prev, W, layer_biases(theta, sizes, b_offsets, layer), z)
         if codes[layer] == SOFTMAX:
             activation_forward(SOFTMAX, z, y, alphas[layer])
         else:

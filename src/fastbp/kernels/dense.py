@@ -34,11 +34,12 @@ def dense_forward(y_prev, W, b, z):
 
 
 @jit
-def _dense_forward_pinned(y_prev, W, b, z):
+def _dense_forward_one_call(y_prev, W, b, z):
     """``dense_forward`` in one BLAS call, for callers whose BLAS runs on their own thread alone (the
-    threaded engines): the row blocks that keep OpenBLAS's threads asleep would only cost, as each block
-    packs W again ((256, 64) x (64, 512) on one thread, AMD EPYC Zen 3: float64 805 against 500 us,
-    float32 610 against 228 us).  Shapes as in ``dense_forward``."""
+    threaded engines, ``Network.forward`` and ``evaluate``) or whose other products wake BLAS's threads
+    anyway (``gradients``, ``step``, ``fit``): there the row blocks that keep OpenBLAS's threads asleep
+    would only cost, as each block packs W again ((256, 64) x (64, 512) on one thread, AMD EPYC Zen 3:
+    float64 805 against 500 us, float32 610 against 228 us).  Shapes as in ``dense_forward``."""
     _dense_forward_in_blocks(y_prev, W, b, z, y_prev.shape[0])
 
 

@@ -31,7 +31,7 @@ from fastbp.integrations.sklearn._compiled import ADAM_RULE, activate_into, data
 from fastbp.kernels import _sync
 from fastbp.kernels.activations import IDENTITY, multiply_by_derivative
 from fastbp.kernels.backprop import hidden_delta
-from fastbp.kernels.dense import _dense_forward_pinned, bias_gradient, weight_gradient
+from fastbp.kernels.dense import _dense_forward_one_call, bias_gradient, weight_gradient
 
 
 @jit
@@ -61,7 +61,7 @@ def _share_buffers(buf, cap, m, h_s, n_out):
 @jit(inline="always")
 def _forward_share(hidden_code, xb, W1, b1, W2, z1, y1, share):
     """z1 = x W1 + b1 and y1 = f(z1) for the share's hidden units, and their part y1 W2 (m, n_out) of z2."""
-    _dense_forward_pinned(xb, W1, b1, z1)
+    _dense_forward_one_call(xb, W1, b1, z1)
     activate_into(hidden_code, z1, y1)
     output_share(y1, W2, share)
 
